@@ -1,0 +1,65 @@
+"""Shared fixtures: the backend matrix and Hypothesis profiles.
+
+The ``backend`` fixture is parametrized over every loaded backend (see
+``tests/_backends.py``); ``XSOFTMAX_BACKENDS`` (set by each nox session) selects
+them. Backends that were not asked for and cannot load are reported once in the
+pytest header with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _backends import Backend, load_backends  # noqa: E402
+
+BACKENDS, SKIPPED = load_backends()
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = ["xsoftmax backends: " + ", ".join(b.name for b in BACKENDS)]
+    lines += [f"xsoftmax backend skipped: {name}: {why}" for name, why in SKIPPED.items()]
+    return lines
+
+
+def _backend_params() -> list:
+    params = [pytest.param(b, id=b.name) for b in BACKENDS]
+    if not params:
+        params = [pytest.param(None, marks=pytest.mark.skip(reason="no backend loaded"))]
+    return params
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each loaded backend in turn."""
+    return request.param
+
+
+def get_backend(name: str) -> Backend | None:
+    """The loaded backend called ``name``, or None."""
+    for b in BACKENDS:
+        if b.name == name:
+            return b
+    return None
