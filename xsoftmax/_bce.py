@@ -1,0 +1,133 @@
+"""binary_cross_entropy_with_logits, stable for logits of any magnitude."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._dtypes import is_real_floating
+from ._prepare import cast, prepare_floating
+from ._quiet import quiet
+from ._validation import (
+    check_broadcastable,
+    check_floating,
+    check_out_dtype,
+    check_reduction,
+    is_integer_dtype,
+    namespace_of,
+)
+
+Array = Any
+
+
+def _softplus(x: Array, xp: Any) -> Array:
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _times(coef: Array, value: Array, xp: Any) -> Array:
+    """``coef * value`` with ``0 * inf`` read as 0 (the limit of the loss)."""
+    return xp.where(coef == 0, xp.zeros_like(value), coef * value)
+
+
+def _check_real(func: str, name: str, a: Array, xp: Any, shape: tuple[int, ...]) -> None:
+    if not (is_real_floating(xp, a.dtype) or is_integer_dtype(xp, a.dtype)):
+        msg = f"{func}: `{name}` must be a real (floating or integer) array, got dtype {a.dtype}"
+        raise TypeError(msg)
+    check_broadcastable(func, name, a, shape)
+
+
+def binary_cross_entropy_with_logits(
+    logits: Array,
+    target: Array,
+    /,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    reduction: str = "mean",
+    dtype: Any = None,
+) -> Array:
+    r"""Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    .. math::
+        \ell = w\,\big[(1 - y)\,\operatorname{softplus}(x)
+               + p\, y\, \operatorname{softplus}(-x)\big]
+
+    with :math:`\operatorname{softplus}(x) = \max(x, 0) + \log(1 + e^{-|x|})`:
+    finite for finite logits of any magnitude, and the limits (0 or ``inf``)
+    at ``±inf`` logits where torch returns NaN.
+
+    Parameters
+    ----------
+    logits : array
+        Real floating logits of any shape.
+    target : array
+        Floating targets (probabilities) of exactly the shape of ``logits``.
+    weight : array, optional
+        Rescaling weight broadcastable to the shape of ``logits``.
+    pos_weight : array, optional
+        Weight of the positive term, broadcastable to ``logits`` (usually ``(C,)``).
+    reduction : {'mean', 'sum', 'none'}, optional
+        Mean over every element (default), sum, or per element.
+    dtype : dtype, optional
+        Output dtype; default that of ``logits``.
+
+    Returns
+    -------
+    array
+        The loss: 0-d for ``'mean'``/``'sum'``, the shape of ``logits`` for ``'none'``.
+
+    Raises
+    ------
+    TypeError
+        Non-floating logits; integer or bool target; non-real weights; mixed libraries.
+    ValueError
+        ``target`` shape differs from ``logits``; weights not broadcastable; bad
+        ``reduction``; mixed devices.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xsoftmax
+    >>> x = xp.asarray([3e38, -3e38, -120.0], dtype=xp.float32)
+    >>> y = xp.asarray([1.0, 1.0, 1.0], dtype=xp.float32)
+    >>> [float(v) for v in xsoftmax.binary_cross_entropy_with_logits(x, y, reduction="none")]
+    [0.0, 3.0000000054977558e+38, 120.0]
+    """
+    func = "binary_cross_entropy_with_logits"
+    xp = namespace_of(func, logits=logits, target=target, weight=weight, pos_weight=pos_weight)
+    check_floating(func, "logits", logits, xp)
+    check_out_dtype(func, dtype, xp)
+    reduction = check_reduction(func, reduction)
+    if not is_real_floating(xp, target.dtype):
+        msg = (
+            f"{func}: `target` must be a floating array of probabilities, got dtype "
+            f"{target.dtype}"
+        )
+        raise TypeError(msg)
+    shape = tuple(logits.shape)
+    if tuple(target.shape) != shape:
+        msg = (
+            f"{func}: `target` must have the shape of `logits` {shape}, got "
+            f"{tuple(target.shape)}"
+        )
+        raise ValueError(msg)
+    for name, arr in (("weight", weight), ("pos_weight", pos_weight)):
+        if arr is not None:
+            _check_real(func, name, arr, xp, shape)
+    prep = prepare_floating(func, "logits", logits, xp, dtype=dtype)
+    x = prep.x
+    with quiet(xp):
+        y = cast(target, prep.compute, xp)
+        positive = y if pos_weight is None else cast(pos_weight, prep.compute, xp) * y
+        loss = _times(1 - y, _softplus(x, xp), xp) + _times(positive, _softplus(-x, xp), xp)
+        if weight is not None:
+            loss = cast(weight, prep.compute, xp) * loss
+        if reduction == "none":
+            return cast(loss, prep.out_dtype, xp)
+        total = xp.sum(loss, dtype=prep.acc)
+        if reduction == "mean":
+            n = 1
+            for s in shape:
+                n *= int(s)
+            total = total / n if n else total * xp.nan
+        return cast(total, prep.out_dtype, xp)

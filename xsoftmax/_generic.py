@@ -1,0 +1,160 @@
+"""Standard-only kernels: the exact shifted-exponential row statistics.
+
+Everything here uses the array API standard alone (``xp`` is a required
+keyword), validates nothing and never writes into an array. The public
+functions validate, pick the dtypes and call these.
+
+The kernels keep every row within a few ulps of the correctly rounded value:
+
+* ``z = x - m`` is rounded; its rounding error ``e`` is recovered exactly
+  (TwoSum) and folded back in, so ``exp(x - m)`` is ``exp(z) * (1 + e)`` and
+  ``x - m`` is ``z + e``;
+* the maximum's own terms (``k`` of them, weight ``B``) are taken out of the
+  sum, so ``log Σ exp(x - m) = log B + log1p(R / B)`` where ``R`` sums the
+  other terms: a tiny ``R`` (a row with one dominant logit) is not lost in
+  ``1 + R``;
+* row sums of float32 data accumulate in float64 where the namespace has it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Shifted:
+    """``x`` shifted by its row maximum, with the rounding error of the shift.
+
+    ``x - m_safe == z + e`` exactly for finite entries; ``e`` is 0 where ``z`` is
+    not finite. ``m_safe`` is the row maximum with ``-inf`` (an empty row)
+    replaced by 0.
+    """
+
+    m: Array
+    m_safe: Array
+    z: Array
+    e: Array
+
+
+@dataclass(frozen=True)
+class RowSums:
+    """Per-row sums of the shifted exponentials, split at the row maximum.
+
+    ``w`` is ``b * exp(x - m)`` for every entry (1 exactly at the maximum when
+    ``b`` is None). ``top`` is the summed weight of the entries equal to the row
+    maximum and ``rest`` the sum over every other entry, in the accumulation dtype.
+    """
+
+    w: Array
+    top: Array
+    rest: Array
+
+
+def shift_by_max(x: Array, axes: tuple[int, ...], *, xp: Any) -> Shifted:
+    """Subtract the row maximum over ``axes`` and recover the rounding error exactly."""
+    m = xp.max(x, axis=axes, keepdims=True)
+    m_safe = xp.where(m == -xp.inf, xp.zeros_like(m), m)
+    z = x - m_safe
+    # TwoSum of x and -m_safe: x - m_safe = z + e exactly
+    back = z - x
+    e = (x - (z - back)) - (m_safe + back)
+    e = xp.where(xp.isfinite(e), e, xp.zeros_like(e))
+    return Shifted(m=m, m_safe=m_safe, z=z, e=e)
+
+
+def row_sums(
+    s: Shifted, axes: tuple[int, ...], acc: Any, *, xp: Any, b: Array | None = None
+) -> RowSums:
+    """Sum ``b * exp(x - m)`` over ``axes``, keeping the maximum's terms apart."""
+    t = xp.exp(s.z)
+    w = t + t * s.e
+    if b is not None:
+        w = b * w
+    is_top = s.z == 0
+    zero = xp.zeros_like(w)
+    rest = xp.sum(xp.where(is_top, zero, w), axis=axes, keepdims=True, dtype=acc)
+    if b is None:
+        top = xp.sum(xp.astype(is_top, acc), axis=axes, keepdims=True)
+    else:
+        top = xp.sum(xp.where(is_top, w, zero), axis=axes, keepdims=True, dtype=acc)
+    return RowSums(w=w, top=top, rest=rest)
+
+
+def log_total(sums: RowSums, *, xp: Any) -> Array:
+    """``log(top + rest)`` for a positive ``top`` (the unweighted case), exact for tiny ``rest``.
+
+    Rows with no entry (``top == 0``) give 0, so that callers can use the value
+    without producing NaN and mask the row afterwards.
+    """
+    top = xp.where(sums.top == 0, xp.ones_like(sums.top), sums.top)
+    return xp.log(top) + xp.log1p(sums.rest / top)
+
+
+def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
+    """``(log|top + rest|, sign(top + rest))`` for weights of any sign."""
+    top, rest = sums.top, sums.rest
+    top_zero = top == 0
+    top_safe = xp.where(top_zero, xp.ones_like(top), top)
+    q = rest / top_safe
+    one_plus_q = 1 + q
+    log_rel = xp.where(q > -1, xp.log1p(xp.where(q > -1, q, xp.zeros_like(q))), xp.log(xp.abs(one_plus_q)))
+    log_abs = xp.where(top_zero, xp.log(xp.abs(rest)), xp.log(xp.abs(top_safe)) + log_rel)
+    sign = xp.where(top_zero, xp.sign(rest), xp.sign(top_safe) * xp.sign(one_plus_q))
+    return log_abs, sign
+
+
+def log_softmax(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Array:
+    """``x - logsumexp(x)`` over ``axes`` as ``(z - log Σ) + e``, in ``x``'s dtype."""
+    s = shift_by_max(x, axes, xp=xp)
+    log_sum = xp.astype(log_total(row_sums(s, axes, acc, xp=xp), xp=xp), x.dtype)
+    return (s.z - log_sum) + s.e
+
+
+def softmax(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Array:
+    """``exp(x - m) / Σ exp(x - m)`` over ``axes``, in ``x``'s dtype; empty rows give 0."""
+    s = shift_by_max(x, axes, xp=xp)
+    sums = row_sums(s, axes, acc, xp=xp)
+    total = sums.top + sums.rest
+    total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), x.dtype)
+    return sums.w / total
+
+
+def logsumexp(
+    x: Array,
+    axes: tuple[int, ...],
+    acc: Any,
+    *,
+    xp: Any,
+    b: Array | None = None,
+    return_sign: bool = False,
+) -> tuple[Array, Array | None]:
+    """``log Σ b exp(x)`` over ``axes`` with kept dims, in ``acc``; and its sign if asked.
+
+    Entries with ``b == 0`` take no part. Without ``return_sign`` a negative sum
+    gives NaN (scipy's semantics).
+    """
+    if b is not None:
+        x = xp.where(b != 0, x, xp.full_like(x, -xp.inf))
+    s = shift_by_max(x, axes, xp=xp)
+    sums = row_sums(s, axes, acc, xp=xp, b=b)
+    m = xp.astype(s.m, acc)
+    m_safe = xp.astype(s.m_safe, acc)
+    if b is None:
+        out = m_safe + log_total(sums, xp=xp)
+        sign = xp.ones_like(out)
+    else:
+        log_abs, sign = log_abs_total(sums, xp=xp)
+        out = m_safe + log_abs
+        if not return_sign:
+            out = xp.where(sign < 0, xp.full_like(out, xp.nan), out)
+    empty = m == -xp.inf
+    out = xp.where(empty, m, out)  # no entry: -inf
+    out = xp.where(m == xp.inf, m, out)  # an +inf entry: +inf
+    if return_sign:
+        sign = xp.where(empty, xp.zeros_like(sign), sign)
+        sign = xp.where(xp.isnan(out), out, sign)
+        return out, sign
+    return out, None

@@ -1,0 +1,466 @@
+"""cross_entropy, nll_loss and cross_entropy_with_grad, with torch's semantics.
+
+Class-index targets never materialise the log-probabilities: the loss of a
+sample is ``log Σ exp(x - m) - (x_t - m)``, built from the row statistics of
+:mod:`xsoftmax._generic` and the target's logit. Per-sample losses and their
+reductions are formed in the accumulation dtype (float64 for float32 data), so
+a mean of finite losses does not overflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import _generic
+from ._prepare import cast, prepare_floating
+from ._quiet import quiet
+from ._targets import classify_targets, one_hot, take_class
+from ._validation import (
+    check_floating,
+    check_ignore_index,
+    check_label_smoothing,
+    check_out_dtype,
+    check_reduction,
+    check_weight,
+    class_axis,
+    namespace_of,
+    target_kind,
+)
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A validated cross-entropy problem, cast to its compute dtype."""
+
+    xp: Any
+    x: Array
+    axis: int
+    n_classes: int
+    kind: str  # "index" or "prob"
+    target: Array  # safe class indices, or probabilities in the compute dtype
+    ignored: Array | None
+    bad: Array | None
+    weight: Array | None  # (C,) in the compute dtype
+    eps: float
+    reduction: str
+    out_dtype: Any
+    acc: Any
+
+
+def _setup(
+    func: str,
+    logits_name: str,
+    logits: Array,
+    target: Array,
+    *,
+    axis: Any,
+    weight: Array | None,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    dtype: Any,
+    allow_prob: bool = True,
+) -> _Problem:
+    xp = namespace_of(func, **{logits_name: logits, "target": target, "weight": weight})
+    check_floating(func, logits_name, logits, xp)
+    check_out_dtype(func, dtype, xp)
+    reduction = check_reduction(func, reduction)
+    eps = check_label_smoothing(func, label_smoothing)
+    ignore_index = check_ignore_index(func, ignore_index)
+    ax = class_axis(func, logits_name, logits, axis)
+    kind = target_kind(func, logits_name, logits, target, ax, xp)
+    n_classes = int(logits.shape[ax])
+    if kind == "prob" and not allow_prob:
+        msg = (
+            f"{func}: `target` must hold class indices of shape "
+            f"{tuple(s for i, s in enumerate(logits.shape) if i != ax)}; probability targets "
+            "(the shape of `log_probs`) are not supported by nll_loss, use cross_entropy"
+        )
+        raise ValueError(msg)
+    if kind == "prob" and ignore_index >= 0:
+        msg = (
+            f"{func}: `ignore_index` ({ignore_index}) cannot be used with probability targets; "
+            "leave it at a negative value such as the default -100"
+        )
+        raise ValueError(msg)
+    if weight is not None:
+        check_weight(func, weight, n_classes, xp)
+    prep = prepare_floating(func, logits_name, logits, xp, dtype=dtype)
+    w = None if weight is None else cast(weight, prep.compute, xp)
+    if kind == "index":
+        safe, ignored, bad = classify_targets(func, target, n_classes, ignore_index, xp)
+        tgt: Array = safe
+    else:
+        ignored = bad = None
+        tgt = cast(target, prep.compute, xp)
+    return _Problem(
+        xp=xp, x=prep.x, axis=ax, n_classes=n_classes, kind=kind, target=tgt, ignored=ignored,
+        bad=bad, weight=w, eps=eps, reduction=reduction, out_dtype=prep.out_dtype, acc=prep.acc,
+    )
+
+
+def _class_shape(p: _Problem) -> tuple[int, ...]:
+    """Shape that broadcasts a (C,) vector along the class axis."""
+    return tuple(-1 if i == p.axis else 1 for i in range(p.x.ndim))
+
+
+def _weight_of_targets(p: _Problem) -> Array:
+    """``weight[target]`` per sample in the accumulation dtype (ones without weights)."""
+    xp = p.xp
+    if p.weight is None:
+        return xp.ones(p.target.shape, dtype=p.acc, device=_device(p.x))
+    flat = xp.take(p.weight, xp.reshape(p.target, (-1,)), axis=0)
+    return xp.astype(xp.reshape(flat, p.target.shape), p.acc)
+
+
+def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
+    """Apply ``p.reduction`` to per-sample losses (accumulation dtype) and cast to the output."""
+    xp = p.xp
+    if p.reduction == "none":
+        out = per_sample
+    else:
+        total = xp.sum(per_sample)
+        if p.reduction == "sum":
+            out = total
+        else:
+            if denominator is None:  # probability targets: the number of samples
+                n = 1
+                for s in per_sample.shape:
+                    n *= int(s)
+                out = total / n if n else total * xp.nan
+            else:
+                out = total / xp.sum(denominator)
+    return cast(out, p.out_dtype, xp)
+
+
+@dataclass(frozen=True)
+class _Forward:
+    per_sample: Array  # accumulation dtype
+    denominator: Array | None  # per-sample weights of counted samples (index targets)
+    shifted: _generic.Shifted
+    sums: _generic.RowSums
+    w_t: Array | None
+
+
+def _forward(p: _Problem) -> _Forward:
+    xp, ax, acc = p.xp, p.axis, p.acc
+    s = _generic.shift_by_max(p.x, (ax,), xp=xp)
+    sums = _generic.row_sums(s, (ax,), acc, xp=xp)
+    log_sum = _generic.log_total(sums, xp=xp)  # keepdims, acc
+    empty = xp.squeeze(s.m == -xp.inf, axis=ax)
+    w_row = None if p.weight is None else xp.reshape(p.weight, _class_shape(p))
+    if p.kind == "index":
+        z_t = xp.astype(take_class(s.z, p.target, ax, xp), acc)
+        e_t = xp.astype(take_class(s.e, p.target, ax, xp), acc)
+        nll = (xp.squeeze(log_sum, axis=ax) - z_t) - e_t
+        w_t = _weight_of_targets(p)
+        per = w_t * nll
+        if p.eps > 0:
+            shifted = s.z + s.e if w_row is None else w_row * (s.z + s.e)
+            weight_total = p.n_classes if p.weight is None else xp.sum(xp.astype(p.weight, acc))
+            smooth = xp.squeeze(log_sum, axis=ax) * weight_total - xp.sum(
+                shifted, axis=ax, dtype=acc
+            )
+            per = (1 - p.eps) * per + (p.eps / p.n_classes) * smooth
+        assert p.ignored is not None and p.bad is not None
+        zero = xp.zeros_like(per)
+        per = xp.where(p.ignored, zero, per)
+        per = xp.where(xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored))),
+                       xp.full_like(per, xp.nan), per)
+        denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
+        return _Forward(per, denominator, s, sums, w_t)
+    t = p.target
+    if p.eps > 0:
+        t = t * (1 - p.eps) + p.eps / p.n_classes
+    neg_log_p = (log_sum - s.z) - s.e if p.acc == p.x.dtype else (
+        (xp.astype(log_sum, p.x.dtype) - s.z) - s.e
+    )
+    wt = t if w_row is None else w_row * t
+    terms = xp.where(wt == 0, xp.zeros_like(wt), wt * neg_log_p)
+    per = xp.sum(terms, axis=ax, dtype=acc)
+    per = xp.where(empty, xp.full_like(per, xp.nan), per)
+    return _Forward(per, None, s, sums, None)
+
+
+def _gradient(p: _Problem, f: _Forward) -> Array:
+    """The analytic gradient of the reduced loss (of the sum for ``'none'``) w.r.t. logits."""
+    xp, ax, dt = p.xp, p.axis, p.x.dtype
+    total = f.sums.top + f.sums.rest
+    total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), dt)
+    prob = f.sums.w / total
+    if p.kind == "index":
+        assert f.w_t is not None and f.denominator is not None and p.ignored is not None
+        if p.reduction == "mean":
+            scale = 1 / xp.sum(f.denominator)
+            scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t) * scale)
+        else:
+            scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t))
+        assert p.bad is not None
+        scale = xp.where(p.bad, xp.full_like(scale, xp.nan), scale)
+        weight_total = p.n_classes if p.weight is None else xp.sum(xp.astype(p.weight, p.acc))
+        coef_p = scale * ((1 - p.eps) * f.w_t + (p.eps / p.n_classes) * weight_total)
+        coef_t = scale * ((1 - p.eps) * f.w_t)
+        grad = xp.expand_dims(xp.astype(coef_p, dt), axis=ax) * prob - xp.expand_dims(
+            xp.astype(coef_t, dt), axis=ax
+        ) * one_hot(p.target, prob, ax, xp)
+        if p.eps > 0:
+            w_row = (
+                xp.ones(_ones_shape(p), dtype=dt, device=_device(p.x))
+                if p.weight is None
+                else xp.reshape(p.weight, _class_shape(p))
+            )
+            coef_w = xp.expand_dims(xp.astype(scale * (p.eps / p.n_classes), dt), axis=ax)
+            grad = grad - coef_w * w_row
+        return grad
+    t = p.target
+    if p.eps > 0:
+        t = t * (1 - p.eps) + p.eps / p.n_classes
+    wt = t if p.weight is None else xp.reshape(p.weight, _class_shape(p)) * t
+    coef = xp.sum(wt, axis=ax, keepdims=True)
+    grad = coef * prob - wt
+    if p.reduction == "mean":
+        n = 1
+        for i, s in enumerate(p.x.shape):
+            if i != ax:
+                n *= int(s)
+        grad = grad / n if n else grad
+    return grad
+
+
+def _ones_shape(p: _Problem) -> tuple[int, ...]:
+    return tuple(p.n_classes if i == p.axis else 1 for i in range(p.x.ndim))
+
+
+def _device(x: Array) -> Any:
+    from array_api_compat import device
+
+    return device(x)
+
+
+def cross_entropy(
+    logits: Array,
+    target: Array,
+    /,
+    *,
+    axis: int = -1,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    dtype: Any = None,
+) -> Array:
+    r"""Cross-entropy between logits and class indices or class probabilities.
+
+    With ``axis=1`` this is ``torch.nn.functional.cross_entropy`` for every
+    combination of options torch accepts; ``axis`` puts the class axis anywhere.
+
+    .. math::
+        \ell_n = -(1-\varepsilon)\, w_{t_n} \log p_{n,t_n}
+                 - \frac{\varepsilon}{C} \sum_c w_c \log p_{n,c},
+        \qquad p_n = \operatorname{softmax}(x_n)
+
+    for class indices ``t``; for probabilities ``q``,
+    :math:`\ell_n = -\sum_c w_c q'_{n,c} \log p_{n,c}` with
+    :math:`q' = (1-\varepsilon) q + \varepsilon / C`.
+
+    Parameters
+    ----------
+    logits : array
+        Real floating logits, shape ``(..., C, ...)`` with the classes on ``axis``;
+        ``(C,)`` for one unbatched sample.
+    target : array
+        Integer class indices (any integer dtype) with the shape of ``logits``
+        without the class axis, or floating class probabilities with the shape of
+        ``logits``.
+    axis : int, optional
+        The class axis. Default -1; torch's layout is ``axis=1``.
+    weight : array, optional
+        Per-class weights of shape ``(C,)``; cast to the compute dtype.
+    ignore_index : int, optional
+        Class-index targets equal to it contribute nothing (default -100); must be
+        negative with probability targets.
+    reduction : {'mean', 'sum', 'none'}, optional
+        ``'mean'`` over class indices is the weighted mean over non-ignored samples,
+        exactly as torch; over probabilities it divides by the number of samples.
+    label_smoothing : float, optional
+        In [0, 1]; torch's definition, including its interplay with ``weight``
+        and ``ignore_index``.
+    dtype : dtype, optional
+        Output dtype; default that of ``logits``. Half precision computes in float32.
+
+    Returns
+    -------
+    array
+        The loss: 0-d for ``'mean'``/``'sum'``, per sample for ``'none'``.
+
+    Raises
+    ------
+    TypeError
+        Non-floating logits; wrong target dtype; mixed libraries; bad option types.
+    ValueError
+        Wrong target or weight shape; class index out of range (eager arrays); bad
+        ``reduction``/``label_smoothing``/``axis``; mixed devices.
+
+    Notes
+    -----
+    The index range is checked on eager arrays (one device-to-host sync). On lazy
+    arrays (Dask, JAX under ``jit``) nothing is computed behind the caller's back:
+    an out-of-range index gives NaN for that sample instead.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xsoftmax
+    >>> logits = xp.asarray([[2.0, 0.5, -1.0], [1e8, 1e8, 0.0]])
+    >>> target = xp.asarray([0, 1])
+    >>> [round(float(v), 4) for v in xsoftmax.cross_entropy(logits, target, reduction="none")]
+    [0.2413, 0.6931]
+    >>> round(float(xsoftmax.cross_entropy(logits[:1, :], target[:1], label_smoothing=0.1)), 4)
+    0.3913
+    """
+    p = _setup(
+        "cross_entropy", "logits", logits, target, axis=axis, weight=weight,
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        dtype=dtype,
+    )
+    with quiet(p.xp):
+        f = _forward(p)
+        return _reduce(p, f.per_sample, f.denominator)
+
+
+def cross_entropy_with_grad(
+    logits: Array,
+    target: Array,
+    /,
+    *,
+    axis: int = -1,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    dtype: Any = None,
+) -> tuple[Array, Array]:
+    r"""Cross-entropy and its analytic gradient with respect to ``logits``.
+
+    Takes exactly the arguments of :func:`cross_entropy` and returns
+    ``(loss, dloss/dlogits)``; for backends without autograd (NumPy, CuPy).
+    With ``reduction='none'`` the gradient is that of the sum of the per-sample
+    losses. For class indices the gradient of sample ``n`` is
+
+    .. math::
+        s_n\Big[\big((1-\varepsilon) w_{t_n} + \tfrac{\varepsilon}{C} W\big)\, p_n
+        - (1-\varepsilon) w_{t_n} e_{t_n} - \tfrac{\varepsilon}{C} w\Big]
+
+    with :math:`W = \sum_c w_c` and :math:`s_n` the reduction's scale (0 for
+    ignored samples).
+
+    Parameters
+    ----------
+    logits, target : array
+        As for :func:`cross_entropy`.
+    axis, weight, ignore_index, reduction, label_smoothing, dtype
+        As for :func:`cross_entropy`.
+
+    Returns
+    -------
+    loss : array
+        As :func:`cross_entropy` returns it.
+    grad : array
+        Same shape as ``logits``, in the output dtype; rows sum to 0 without weights
+        or smoothing corrections.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xsoftmax
+    >>> loss, grad = xsoftmax.cross_entropy_with_grad(
+    ...     xp.asarray([[0.0, 0.0]]), xp.asarray([1]))
+    >>> round(float(loss), 4), [float(g) for g in grad[0, :]]
+    (0.6931, [0.5, -0.5])
+    """
+    p = _setup(
+        "cross_entropy_with_grad", "logits", logits, target, axis=axis, weight=weight,
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        dtype=dtype,
+    )
+    with quiet(p.xp):
+        f = _forward(p)
+        loss = _reduce(p, f.per_sample, f.denominator)
+        grad = cast(_gradient(p, f), p.out_dtype, p.xp)
+    return loss, grad
+
+
+def nll_loss(
+    log_probs: Array,
+    target: Array,
+    /,
+    *,
+    axis: int = -1,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    dtype: Any = None,
+) -> Array:
+    r"""Negative log-likelihood of class indices, as ``torch.nn.functional.nll_loss``.
+
+    .. math:: \ell_n = -w_{t_n}\, y_{n, t_n}
+
+    ``log_probs`` is used as given (not normalised).
+
+    Parameters
+    ----------
+    log_probs : array
+        Real floating log-probabilities with the classes on ``axis``.
+    target : array
+        Integer class indices, the shape of ``log_probs`` without the class axis.
+    axis : int, optional
+        The class axis (default -1; torch's layout is ``axis=1``).
+    weight : array, optional
+        Per-class weights of shape ``(C,)``.
+    ignore_index : int, optional
+        Targets equal to it contribute nothing (default -100).
+    reduction : {'mean', 'sum', 'none'}, optional
+        ``'mean'`` divides by the summed weights of the non-ignored targets.
+    dtype : dtype, optional
+        Output dtype; default that of ``log_probs``.
+
+    Returns
+    -------
+    array
+        The loss: 0-d for ``'mean'``/``'sum'``, per sample for ``'none'``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`cross_entropy`; probability targets are a ``ValueError``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xsoftmax
+    >>> lp = xsoftmax.log_softmax(xp.asarray([[2.0, 0.5, -1.0]]))
+    >>> round(float(xsoftmax.nll_loss(lp, xp.asarray([0]))), 4)
+    0.2413
+    """
+    p = _setup(
+        "nll_loss", "log_probs", log_probs, target, axis=axis, weight=weight,
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=0.0, dtype=dtype,
+        allow_prob=False,
+    )
+    xp = p.xp
+    with quiet(xp):
+        picked = xp.astype(take_class(p.x, p.target, p.axis, xp), p.acc)
+        w_t = _weight_of_targets(p)
+        assert p.ignored is not None and p.bad is not None
+        per = xp.where(p.ignored, xp.zeros_like(picked), -(w_t * picked))
+        per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
+        denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
+        return _reduce(p, per, denominator)

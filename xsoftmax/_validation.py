@@ -1,0 +1,265 @@
+"""Every argument check of the public API and its message.
+
+Each check names the function, the argument, what was expected and what came,
+and raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind,
+wrong value). Nothing here computes a result.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+
+from ._dtypes import is_real_floating
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _library(x: Any) -> str:
+    module = type(x).__module__.split(".")[0]
+    return module or type(x).__name__
+
+
+def namespace_of(func: str, **arrays: Any) -> Any:
+    """The one array namespace shared by the named arrays (``None`` values are skipped).
+
+    Raises ``TypeError`` for something that is not an array, or for arrays of two
+    libraries, and ``ValueError`` for arrays on two devices; each message names the
+    arguments.
+    """
+    named = {name: a for name, a in arrays.items() if a is not None}
+    spaces: dict[str, Any] = {}
+    for name, a in named.items():
+        if not array_api_compat.is_array_api_obj(a) or isinstance(a, (bool, int, float, complex)):
+            msg = (
+                f"{func}: `{name}` must be an array (NumPy, PyTorch, JAX, CuPy, Dask or any "
+                f"array API library), got {type(a).__name__}"
+            )
+            raise TypeError(msg)
+        try:
+            spaces[name] = array_api_compat.array_namespace(a)
+        except TypeError as exc:
+            msg = f"{func}: `{name}` is not a supported array ({type(a).__name__}): {exc}"
+            raise TypeError(msg) from exc
+    names = list(spaces)
+    first = names[0]
+    for name in names[1:]:
+        if spaces[name] is not spaces[first]:
+            msg = (
+                f"{func}: `{first}` and `{name}` come from different array libraries "
+                f"({_library(named[first])} and {_library(named[name])}); pass arrays of one "
+                "library (namespace)"
+            )
+            raise TypeError(msg)
+    devices = {name: array_api_compat.device(named[name]) for name in names}
+    for name in names[1:]:
+        if devices[name] != devices[first]:
+            msg = (
+                f"{func}: `{first}` and `{name}` are on different devices "
+                f"({devices[first]} and {devices[name]}); move them to one device"
+            )
+            raise ValueError(msg)
+    return spaces[first]
+
+
+def check_floating(func: str, name: str, x: Any, xp: Any) -> None:
+    """``x`` must have a real floating dtype."""
+    if not is_real_floating(xp, x.dtype):
+        kind = "complex" if _is_complex(xp, x.dtype) else "non-floating"
+        msg = (
+            f"{func}: `{name}` must have a real floating dtype (float16, bfloat16, float32, "
+            f"float64), got {kind} dtype {x.dtype}"
+        )
+        raise TypeError(msg)
+
+
+def _is_complex(xp: Any, dtype: Any) -> bool:
+    try:
+        return bool(xp.isdtype(dtype, "complex floating"))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+
+
+def is_integer_dtype(xp: Any, dtype: Any) -> bool:
+    """Whether ``dtype`` is a (signed or unsigned) integer dtype of ``xp``."""
+    try:
+        return bool(xp.isdtype(dtype, "integral"))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+
+
+def is_bool_dtype(xp: Any, dtype: Any) -> bool:
+    """Whether ``dtype`` is the boolean dtype of ``xp``."""
+    try:
+        return bool(xp.isdtype(dtype, "bool"))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+
+
+def check_out_dtype(func: str, dtype: Any, xp: Any) -> None:
+    """``dtype=`` must be ``None`` or a real floating dtype of the input's library."""
+    if dtype is not None and not is_real_floating(xp, dtype):
+        msg = (
+            f"{func}: `dtype` must be None or a real floating dtype of the input's library "
+            f"(e.g. float32), got {dtype!r}"
+        )
+        raise TypeError(msg)
+
+
+def normalize_axes(func: str, axis: Any, ndim: int, *, allow_none: bool) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple of ints) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        if allow_none:
+            return tuple(range(ndim))
+        msg = f"{func}: `axis` must be an int or a tuple of ints, got None"
+        raise TypeError(msg)
+    items: Sequence[Any] = axis if isinstance(axis, tuple) else (axis,)
+    out: list[int] = []
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            msg = f"{func}: `axis` must be an int or a tuple of ints, got {axis!r}"
+            raise TypeError(msg)
+        a = int(a)
+        if not -ndim <= a < ndim:
+            msg = (
+                f"{func}: `axis` {a} is out of range for an array of {ndim} dimension(s) "
+                f"(expected -{ndim} <= axis < {ndim})"
+                if ndim
+                else f"{func}: `axis` {a} is out of range: `x` is 0-dimensional"
+            )
+            raise ValueError(msg)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        msg = f"{func}: `axis` {axis!r} repeats an axis"
+        raise ValueError(msg)
+    return tuple(sorted(out))
+
+
+def check_reduction(func: str, reduction: Any) -> str:
+    """``reduction`` must be exactly one of ``'mean'``, ``'sum'``, ``'none'``."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        msg = f"{func}: `reduction` must be one of 'mean', 'sum', 'none', got {reduction!r}"
+        raise ValueError(msg)
+    return reduction
+
+
+def check_label_smoothing(func: str, label_smoothing: Any) -> float:
+    """``label_smoothing`` must be a real number in [0, 1]."""
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
+        msg = (
+            f"{func}: `label_smoothing` must be a real number in [0, 1], "
+            f"got {type(label_smoothing).__name__} {label_smoothing!r}"
+        )
+        raise TypeError(msg)
+    value = float(label_smoothing)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        msg = f"{func}: `label_smoothing` must be in [0, 1], got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def check_ignore_index(func: str, ignore_index: Any) -> int:
+    """``ignore_index`` must be an int (not a bool, not a float)."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        msg = (
+            f"{func}: `ignore_index` must be an int, got {type(ignore_index).__name__} "
+            f"{ignore_index!r}"
+        )
+        raise TypeError(msg)
+    return int(ignore_index)
+
+
+def class_axis(func: str, logits_name: str, logits: Any, axis: Any) -> int:
+    """The class axis of ``logits`` as a non-negative int; 0-d logits are rejected."""
+    if logits.ndim == 0:
+        msg = (
+            f"{func}: `{logits_name}` must have at least one dimension (the class axis), "
+            "got a 0-dimensional array"
+        )
+        raise ValueError(msg)
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        msg = f"{func}: `axis` must be an int (the class axis), got {axis!r}"
+        raise TypeError(msg)
+    (ax,) = normalize_axes(func, int(axis), logits.ndim, allow_none=False)
+    return ax
+
+
+def target_kind(
+    func: str, logits_name: str, logits: Any, target: Any, axis: int, xp: Any
+) -> str:
+    """Classify ``target`` as ``"index"`` (class indices) or ``"prob"`` (probabilities).
+
+    Checks its shape and dtype against ``logits``.
+    """
+    index_shape = tuple(s for i, s in enumerate(logits.shape) if i != axis)
+    prob_shape = tuple(logits.shape)
+    shape = tuple(target.shape)
+    if is_bool_dtype(xp, target.dtype):
+        msg = (
+            f"{func}: `target` must hold integer class indices (shape {index_shape}) or "
+            f"floating probabilities (shape {prob_shape}), got a bool array"
+        )
+        raise TypeError(msg)
+    if shape == prob_shape:
+        if not is_real_floating(xp, target.dtype):
+            msg = (
+                f"{func}: `target` with the shape of `{logits_name}` {prob_shape} is read as "
+                f"class probabilities and must be floating, got dtype {target.dtype}; class "
+                f"indices need shape {index_shape}"
+            )
+            raise TypeError(msg)
+        return "prob"
+    if shape == index_shape:
+        if not is_integer_dtype(xp, target.dtype):
+            msg = (
+                f"{func}: `target` of shape {index_shape} holds class indices and must have "
+                f"an integer dtype, got {target.dtype}; probabilities need the shape of "
+                f"`{logits_name}` {prob_shape}"
+            )
+            raise TypeError(msg)
+        return "index"
+    msg = (
+        f"{func}: `target` must have shape {index_shape} (class indices) or {prob_shape} "
+        f"(probabilities), got {shape}"
+    )
+    raise ValueError(msg)
+
+
+def check_weight(func: str, weight: Any, n_classes: int, xp: Any) -> None:
+    """``weight`` must be a floating or integer array of shape ``(C,)``."""
+    if tuple(weight.shape) != (n_classes,):
+        msg = f"{func}: `weight` must have shape ({n_classes},) (C,), got {tuple(weight.shape)}"
+        raise ValueError(msg)
+    if not (is_real_floating(xp, weight.dtype) or is_integer_dtype(xp, weight.dtype)):
+        msg = f"{func}: `weight` must be a real (floating or integer) array, got dtype {weight.dtype}"
+        raise TypeError(msg)
+
+
+def check_broadcastable(func: str, name: str, arr: Any, shape: tuple[int, ...]) -> None:
+    """``arr`` must broadcast to ``shape`` without changing it."""
+    ashape = tuple(arr.shape)
+    ok = len(ashape) <= len(shape) and all(
+        a in (1, s) for a, s in zip(ashape[::-1], shape[::-1], strict=False)
+    )
+    if not ok:
+        msg = f"{func}: `{name}` of shape {ashape} is not broadcastable to the logits' shape {shape}"
+        raise ValueError(msg)
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether the values of ``x`` can be read now, cheaply (not lazy, traced or meta)."""
+    if getattr(x, "is_meta", False):
+        return False
+    if array_api_compat.is_jax_array(x):
+        # eager JAX arrays can be read; tracers (under jit/grad/vmap) cannot
+        try:
+            import jax.core
+
+            return not isinstance(x, jax.core.Tracer)
+        except ImportError:  # pragma: no cover
+            return False
+    return not array_api_compat.is_lazy_array(x)
