@@ -35,19 +35,18 @@ def classify_targets(
     ignored = t == ignore_index
     bad = xp.logical_and(xp.logical_not(ignored), xp.logical_or(t < 0, t >= n_classes))
     if is_concrete(target) and bool(xp.any(bad)):
-        wrong = xp.where(bad, t, xp.zeros_like(t))
-        low = int(xp.min(xp.where(bad, t, xp.full_like(t, n_classes)))) if n_classes else None
-        high = int(xp.max(wrong))
+        wrong = t[bad]  # eager: boolean indexing is fine here
+        low, high, count = int(xp.min(wrong)), int(xp.max(wrong)), int(wrong.shape[0])
         if n_classes == 0:
             msg = (
                 f"{func}: `target` has class indices but `logits` has 0 classes: every index "
-                f"must be ignored (ignore_index={ignore_index}), got e.g. {high}"
+                f"must equal ignore_index={ignore_index}; got {count} other value(s), e.g. {low}"
             )
         else:
+            shown = f"{low}" if low == high else f"values from {low} to {high}"
             msg = (
                 f"{func}: `target` class indices must lie in [0, {n_classes}) or equal "
-                f"ignore_index={ignore_index}; got out-of-range values between {low} and "
-                f"{max(high, low if low is not None else high)}"
+                f"ignore_index={ignore_index}; got {count} out-of-range index(es): {shown}"
             )
         raise ValueError(msg)
     keep = xp.logical_not(xp.logical_or(ignored, bad))

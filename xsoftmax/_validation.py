@@ -56,8 +56,10 @@ def namespace_of(func: str, **arrays: Any) -> Any:
             )
             raise TypeError(msg)
     devices = {name: array_api_compat.device(named[name]) for name in names}
-    for name in names[1:]:
-        if devices[name] != devices[first]:
+    known = [name for name in names if devices[name] is not None]  # tracers report None
+    for name in known[1:]:
+        if devices[name] != devices[known[0]]:
+            first = known[0]
             msg = (
                 f"{func}: `{first}` and `{name}` are on different devices "
                 f"({devices[first]} and {devices[name]}); move them to one device"
