@@ -9,10 +9,11 @@ a mean of finite losses does not overflow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import _generic
+from ._blocked import can_block, row_blocks
 from ._prepare import cast, prepare_floating
 from ._quiet import quiet
 from ._targets import classify_targets, one_hot, take_class
@@ -185,6 +186,35 @@ def _forward(p: _Problem) -> _Forward:
     return _Forward(per, None, s, sums, None)
 
 
+def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
+    """Per-sample losses and mean denominators, by blocks of rows where that pays."""
+    if p.axis != p.x.ndim - 1 or not can_block(p.x, (p.axis,)):
+        f = _forward(p)
+        return f.per_sample, f.denominator
+    xp = p.xp
+    lead = tuple(int(s) for s in p.x.shape[:-1])
+    n_rows = 1
+    for s in lead:
+        n_rows *= s
+    x2 = xp.reshape(p.x, (n_rows, p.n_classes))
+    rows = (n_rows,) if p.kind == "index" else (n_rows, p.n_classes)
+    target = xp.reshape(p.target, rows)
+    masks = [None if m is None else xp.reshape(m, (n_rows,)) for m in (p.ignored, p.bad)]
+    per = xp.empty((n_rows,), dtype=p.acc, device=_device(p.x))
+    den = xp.empty((n_rows,), dtype=p.acc, device=_device(p.x)) if p.kind == "index" else None
+    for start, stop in row_blocks(p.x):
+        sub = replace(
+            p, axis=1, x=x2[start:stop, ...], target=target[start:stop, ...],
+            ignored=None if masks[0] is None else masks[0][start:stop],
+            bad=None if masks[1] is None else masks[1][start:stop],
+        )
+        f = _forward(sub)
+        per[start:stop] = f.per_sample
+        if den is not None and f.denominator is not None:
+            den[start:stop] = f.denominator
+    return xp.reshape(per, lead), None if den is None else xp.reshape(den, lead)
+
+
 def _gradient(p: _Problem, f: _Forward) -> Array:
     """The analytic gradient of the reduced loss (of the sum for ``'none'``) w.r.t. logits."""
     xp, ax, dt = p.xp, p.axis, p.x.dtype
@@ -327,8 +357,7 @@ def cross_entropy(
         dtype=dtype,
     )
     with quiet(p.xp):
-        f = _forward(p)
-        return _reduce(p, f.per_sample, f.denominator)
+        return _reduce(p, *_per_sample(p))
 
 
 def cross_entropy_with_grad(

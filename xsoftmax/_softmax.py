@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _generic
+from ._blocked import can_block, map_row_blocks
 from ._prepare import cast, has_empty_axis, prepare_floating
 from ._quiet import quiet
 from ._validation import check_broadcastable, check_floating, check_out_dtype, namespace_of
@@ -75,6 +76,11 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | Non
     if has_empty_axis(prep.x, axes):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
+        if can_block(prep.x, axes):
+            return map_row_blocks(
+                lambda rows: _generic.softmax(rows, (1,), prep.acc, xp=xp),
+                prep.x, int(prep.x.shape[-1]), prep.out_dtype, xp=xp,
+            )
         return cast(_generic.softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
 
 
@@ -129,6 +135,11 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array |
     if has_empty_axis(prep.x, axes):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
+        if can_block(prep.x, axes):
+            return map_row_blocks(
+                lambda rows: _generic.log_softmax(rows, (1,), prep.acc, xp=xp),
+                prep.x, int(prep.x.shape[-1]), prep.out_dtype, xp=xp,
+            )
         return cast(_generic.log_softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
 
 
@@ -220,6 +231,13 @@ def logsumexp(
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         out = xp.full(shape, -xp.inf, dtype=prep.acc, device=_device(x))
         sign = xp.zeros_like(out)
+    elif bc is None and not return_sign and can_block(prep.x, axes):
+        with quiet(xp):
+            out = map_row_blocks(
+                lambda rows: xp.squeeze(_generic.logsumexp(rows, (1,), prep.acc, xp=xp)[0], axis=1),
+                prep.x, None, prep.acc, xp=xp,
+            )
+        out, sign = xp.expand_dims(out, axis=-1), None
     else:
         with quiet(xp):
             out, sign = _generic.logsumexp(
