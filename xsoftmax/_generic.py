@@ -29,14 +29,18 @@ class Shifted:
     """``x`` shifted by its row maximum, with the rounding error of the shift.
 
     ``x - m_safe == z + e`` exactly for finite entries; ``e`` is 0 where ``z`` is
-    not finite. ``m_safe`` is the row maximum with ``-inf`` (an empty row)
+    not finite, and None when ``z`` was computed in a wider dtype (exact). ``m_safe`` is the row maximum with ``-inf`` (an empty row)
     replaced by 0.
     """
 
     m: Array
     m_safe: Array
     z: Array
-    e: Array
+    e: Array | None
+
+    def plus_e(self, value: Array) -> Array:
+        """``value + e`` (``value`` itself when the shift was exact)."""
+        return value if self.e is None else value + self.e
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,19 @@ class RowSums:
     rest: Array
 
 
-def shift_by_max(x: Array, axes: tuple[int, ...], *, xp: Any) -> Shifted:
-    """Subtract the row maximum over ``axes`` and recover the rounding error exactly."""
+def shift_by_max(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Shifted:
+    """Subtract the row maximum over ``axes``, exactly.
+
+    When ``acc`` is wider than ``x`` (float32 data, float64 available), the
+    shift is done in ``acc``, where the difference of two float32 numbers is
+    exact (to 2**-53 relative), and ``e`` is None. Otherwise ``z`` keeps ``x``'s
+    dtype and its rounding error ``e`` is recovered with TwoSum.
+    """
     m = xp.max(x, axis=axes, keepdims=True)
     m_safe = xp.where(m == -xp.inf, xp.zeros_like(m), m)
+    if acc != x.dtype:
+        z = xp.astype(x, acc) - xp.astype(m_safe, acc)
+        return Shifted(m=m, m_safe=m_safe, z=z, e=None)
     z = x - m_safe
     # TwoSum of x and -m_safe: x - m_safe = z + e exactly
     back = z - x
@@ -70,7 +83,7 @@ def row_sums(
 ) -> RowSums:
     """Sum ``b * exp(x - m)`` over ``axes``, keeping the maximum's terms apart."""
     t = xp.exp(s.z)
-    w = t + t * s.e
+    w = t if s.e is None else t + t * s.e
     if b is not None:
         w = b * w
     is_top = s.z == 0
@@ -107,18 +120,18 @@ def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
 
 
 def log_softmax(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Array:
-    """``x - logsumexp(x)`` over ``axes`` as ``(z - log Σ) + e``, in ``x``'s dtype."""
-    s = shift_by_max(x, axes, xp=xp)
-    log_sum = xp.astype(log_total(row_sums(s, axes, acc, xp=xp), xp=xp), x.dtype)
-    return (s.z - log_sum) + s.e
+    """``x - logsumexp(x)`` over ``axes`` as ``(z - log Σ) + e`` (dtype of the shift)."""
+    s = shift_by_max(x, axes, acc, xp=xp)
+    log_sum = xp.astype(log_total(row_sums(s, axes, acc, xp=xp), xp=xp), s.z.dtype)
+    return s.plus_e(s.z - log_sum)
 
 
 def softmax(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Array:
-    """``exp(x - m) / Σ exp(x - m)`` over ``axes``, in ``x``'s dtype; empty rows give 0."""
-    s = shift_by_max(x, axes, xp=xp)
+    """``exp(x - m) / Σ exp(x - m)`` over ``axes`` (dtype of the shift); empty rows give 0."""
+    s = shift_by_max(x, axes, acc, xp=xp)
     sums = row_sums(s, axes, acc, xp=xp)
     total = sums.top + sums.rest
-    total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), x.dtype)
+    total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), sums.w.dtype)
     return sums.w / total
 
 
@@ -138,7 +151,7 @@ def logsumexp(
     """
     if b is not None:
         x = xp.where(b != 0, x, xp.full_like(x, -xp.inf))
-    s = shift_by_max(x, axes, xp=xp)
+    s = shift_by_max(x, axes, acc, xp=xp)
     sums = row_sums(s, axes, acc, xp=xp, b=b)
     m = xp.astype(s.m, acc)
     m_safe = xp.astype(s.m_safe, acc)

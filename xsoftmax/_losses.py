@@ -148,19 +148,20 @@ class _Forward:
 
 def _forward(p: _Problem) -> _Forward:
     xp, ax, acc = p.xp, p.axis, p.acc
-    s = _generic.shift_by_max(p.x, (ax,), xp=xp)
+    s = _generic.shift_by_max(p.x, (ax,), acc, xp=xp)
     sums = _generic.row_sums(s, (ax,), acc, xp=xp)
     log_sum = _generic.log_total(sums, xp=xp)  # keepdims, acc
     empty = xp.squeeze(s.m == -xp.inf, axis=ax)
     w_row = None if p.weight is None else xp.reshape(p.weight, _class_shape(p))
     if p.kind == "index":
         z_t = xp.astype(take_class(s.z, p.target, ax, xp), acc)
-        e_t = xp.astype(take_class(s.e, p.target, ax, xp), acc)
-        nll = (xp.squeeze(log_sum, axis=ax) - z_t) - e_t
+        nll = xp.squeeze(log_sum, axis=ax) - z_t
+        if s.e is not None:
+            nll = nll - xp.astype(take_class(s.e, p.target, ax, xp), acc)
         w_t = _weight_of_targets(p)
         per = w_t * nll
         if p.eps > 0:
-            shifted = s.z + s.e if w_row is None else w_row * (s.z + s.e)
+            shifted = s.plus_e(s.z) if w_row is None else w_row * s.plus_e(s.z)
             weight_total = p.n_classes if p.weight is None else xp.sum(xp.astype(p.weight, acc))
             smooth = xp.squeeze(log_sum, axis=ax) * weight_total - xp.sum(
                 shifted, axis=ax, dtype=acc
@@ -176,9 +177,9 @@ def _forward(p: _Problem) -> _Forward:
     t = p.target
     if p.eps > 0:
         t = t * (1 - p.eps) + p.eps / p.n_classes
-    neg_log_p = (log_sum - s.z) - s.e if p.acc == p.x.dtype else (
-        (xp.astype(log_sum, p.x.dtype) - s.z) - s.e
-    )
+    neg_log_p = xp.astype(log_sum, s.z.dtype) - s.z
+    if s.e is not None:
+        neg_log_p = neg_log_p - s.e
     wt = t if w_row is None else w_row * t
     terms = xp.where(wt == 0, xp.zeros_like(wt), wt * neg_log_p)
     per = xp.sum(terms, axis=ax, dtype=acc)
@@ -217,7 +218,7 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
 
 def _gradient(p: _Problem, f: _Forward) -> Array:
     """The analytic gradient of the reduced loss (of the sum for ``'none'``) w.r.t. logits."""
-    xp, ax, dt = p.xp, p.axis, p.x.dtype
+    xp, ax, dt = p.xp, p.axis, f.sums.w.dtype
     total = f.sums.top + f.sums.rest
     total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), dt)
     prob = f.sums.w / total
