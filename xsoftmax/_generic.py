@@ -88,12 +88,35 @@ def row_sums(
         w = b * w
     is_top = s.z == 0
     zero = xp.zeros_like(w)
-    rest = xp.sum(xp.where(is_top, zero, w), axis=axes, keepdims=True, dtype=acc)
+    others = xp.where(is_top, zero, w)
+    if b is None and acc == w.dtype:
+        rest = accurate_sum(others, axes, xp=xp)
+    else:
+        rest = xp.sum(others, axis=axes, keepdims=True, dtype=acc)
     if b is None:
         top = xp.sum(xp.astype(is_top, acc), axis=axes, keepdims=True)
     else:
         top = xp.sum(xp.where(is_top, w, zero), axis=axes, keepdims=True, dtype=acc)
     return RowSums(w=w, top=top, rest=rest)
+
+
+def accurate_sum(v: Array, axes: tuple[int, ...], *, xp: Any) -> Array:
+    """Sum of ``v`` (entries in [0, 1], NaN/inf allowed) over ``axes`` to about 0.5 ulp.
+
+    Rump's extraction: with ``sigma`` a power of two at least twice the number
+    of terms, ``q = (sigma + v) - sigma`` keeps the leading bits of every term on
+    a common grid, so ``Σ q`` is exact in any summation order; the remainders
+    ``v - q`` are exact and tiny, and their rounding in the sum is negligible.
+    Used where no wider accumulation dtype exists (float64 data; float32 on JAX
+    without x64), since plain pairwise sums drift by several ulps on long rows.
+    """
+    n = 1
+    for a in axes:
+        n *= int(v.shape[a])
+    sigma = 2.0 ** (max(n, 1).bit_length() + 1)
+    q = (v + sigma) - sigma
+    remainder = v - q
+    return xp.sum(q, axis=axes, keepdims=True) + xp.sum(remainder, axis=axes, keepdims=True)
 
 
 def log_total(sums: RowSums, *, xp: Any) -> Array:

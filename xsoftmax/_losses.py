@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import _generic
+from . import _generic, _numpy_fast
 from ._blocked import can_block, row_blocks
+from ._config import fast_paths_enabled
 from ._prepare import cast, prepare_floating
 from ._quiet import quiet
 from ._targets import classify_targets, one_hot, take_class
@@ -146,6 +147,34 @@ class _Forward:
     w_t: Array | None
 
 
+def _weight_total(p: _Problem) -> Any:
+    """``Σ_c w_c`` (C without weights), in the accumulation dtype."""
+    if p.weight is None:
+        return p.n_classes
+    return p.xp.sum(p.xp.astype(p.weight, p.acc))
+
+
+def _combine_index(
+    p: _Problem, nll: Array, smooth: Array | None, empty: Array
+) -> tuple[Array, Array, Array]:
+    """Per-sample losses from the target's NLL and the smoothing sum, torch's way.
+
+    Returns ``(losses, mean denominators, weight[target])``; ignored samples give
+    0, out-of-range (lazy) targets and rows with no finite logit give NaN.
+    """
+    xp = p.xp
+    assert p.ignored is not None and p.bad is not None
+    w_t = _weight_of_targets(p)
+    per = w_t * nll
+    if smooth is not None:
+        per = (1 - p.eps) * per + (p.eps / p.n_classes) * smooth
+    per = xp.where(p.ignored, xp.zeros_like(per), per)
+    nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
+    per = xp.where(nan_rows, xp.full_like(per, xp.nan), per)
+    denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
+    return per, denominator, w_t
+
+
 def _forward(p: _Problem) -> _Forward:
     xp, ax, acc = p.xp, p.axis, p.acc
     s = _generic.shift_by_max(p.x, (ax,), acc, xp=xp)
@@ -158,21 +187,13 @@ def _forward(p: _Problem) -> _Forward:
         nll = xp.squeeze(log_sum, axis=ax) - z_t
         if s.e is not None:
             nll = nll - xp.astype(take_class(s.e, p.target, ax, xp), acc)
-        w_t = _weight_of_targets(p)
-        per = w_t * nll
+        smooth = None
         if p.eps > 0:
             shifted = s.plus_e(s.z) if w_row is None else w_row * s.plus_e(s.z)
-            weight_total = p.n_classes if p.weight is None else xp.sum(xp.astype(p.weight, acc))
-            smooth = xp.squeeze(log_sum, axis=ax) * weight_total - xp.sum(
+            smooth = xp.squeeze(log_sum, axis=ax) * _weight_total(p) - xp.sum(
                 shifted, axis=ax, dtype=acc
             )
-            per = (1 - p.eps) * per + (p.eps / p.n_classes) * smooth
-        assert p.ignored is not None and p.bad is not None
-        zero = xp.zeros_like(per)
-        per = xp.where(p.ignored, zero, per)
-        per = xp.where(xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored))),
-                       xp.full_like(per, xp.nan), per)
-        denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
+        per, denominator, w_t = _combine_index(p, nll, smooth, empty)
         return _Forward(per, denominator, s, sums, w_t)
     t = p.target
     if p.eps > 0:
@@ -189,6 +210,12 @@ def _forward(p: _Problem) -> _Forward:
 
 def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """Per-sample losses and mean denominators, by blocks of rows where that pays."""
+    if p.kind == "index" and p.eps == 0 and fast_paths_enabled() and _numpy_fast.eligible(
+        p.x, (p.axis,)
+    ):
+        log_sum, picked, empty = _numpy_fast.target_terms(p.x, p.target)
+        per, denominator, _ = _combine_index(p, log_sum - picked, None, empty)
+        return per, denominator
     if p.axis != p.x.ndim - 1 or not can_block(p.x, (p.axis,)):
         f = _forward(p)
         return f.per_sample, f.denominator
@@ -231,8 +258,7 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
             scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t))
         assert p.bad is not None
         scale = xp.where(p.bad, xp.full_like(scale, xp.nan), scale)
-        weight_total = p.n_classes if p.weight is None else xp.sum(xp.astype(p.weight, p.acc))
-        coef_p = scale * ((1 - p.eps) * f.w_t + (p.eps / p.n_classes) * weight_total)
+        coef_p = scale * ((1 - p.eps) * f.w_t + (p.eps / p.n_classes) * _weight_total(p))
         coef_t = scale * ((1 - p.eps) * f.w_t)
         grad = xp.expand_dims(xp.astype(coef_p, dt), axis=ax) * prob - xp.expand_dims(
             xp.astype(coef_t, dt), axis=ax

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _generic
+from . import _generic, _numpy_fast
 from ._blocked import can_block, map_row_blocks
+from ._config import fast_paths_enabled
 from ._prepare import cast, has_empty_axis, prepare_floating
 from ._quiet import quiet
 from ._validation import check_broadcastable, check_floating, check_out_dtype, namespace_of
@@ -76,6 +77,8 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | Non
     if has_empty_axis(prep.x, axes):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
+        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
+            return cast(_numpy_fast.softmax(prep.x), prep.out_dtype, xp)
         if can_block(prep.x, axes):
             return map_row_blocks(
                 lambda rows: _generic.softmax(rows, (1,), prep.acc, xp=xp),
@@ -135,6 +138,8 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array |
     if has_empty_axis(prep.x, axes):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
+        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
+            return cast(_numpy_fast.log_softmax(prep.x), prep.out_dtype, xp)
         if can_block(prep.x, axes):
             return map_row_blocks(
                 lambda rows: _generic.log_softmax(rows, (1,), prep.acc, xp=xp),
@@ -231,6 +236,11 @@ def logsumexp(
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         out = xp.full(shape, -xp.inf, dtype=prep.acc, device=_device(x))
         sign = xp.zeros_like(out)
+    elif bc is None and not return_sign and fast_paths_enabled() and _numpy_fast.eligible(
+        prep.x, axes
+    ):
+        with quiet(xp):
+            out, sign = xp.expand_dims(_numpy_fast.logsumexp(prep.x), axis=-1), None
     elif bc is None and not return_sign and can_block(prep.x, axes):
         with quiet(xp):
             out = map_row_blocks(
