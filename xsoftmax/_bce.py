@@ -100,15 +100,13 @@ def binary_cross_entropy_with_logits(
     reduction = check_reduction(func, reduction)
     if not is_real_floating(xp, target.dtype):
         msg = (
-            f"{func}: `target` must be a floating array of probabilities, got dtype "
-            f"{target.dtype}"
+            f"{func}: `target` must be a floating array of probabilities, got dtype {target.dtype}"
         )
         raise TypeError(msg)
     shape = tuple(logits.shape)
     if tuple(target.shape) != shape:
         msg = (
-            f"{func}: `target` must have the shape of `logits` {shape}, got "
-            f"{tuple(target.shape)}"
+            f"{func}: `target` must have the shape of `logits` {shape}, got {tuple(target.shape)}"
         )
         raise ValueError(msg)
     for name, arr in (("weight", weight), ("pos_weight", pos_weight)):

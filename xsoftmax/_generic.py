@@ -136,7 +136,9 @@ def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
     top_safe = xp.where(top_zero, xp.ones_like(top), top)
     q = rest / top_safe
     one_plus_q = 1 + q
-    log_rel = xp.where(q > -1, xp.log1p(xp.where(q > -1, q, xp.zeros_like(q))), xp.log(xp.abs(one_plus_q)))
+    log_rel = xp.where(
+        q > -1, xp.log1p(xp.where(q > -1, q, xp.zeros_like(q))), xp.log(xp.abs(one_plus_q))
+    )
     log_abs = xp.where(top_zero, xp.log(xp.abs(rest)), xp.log(xp.abs(top_safe)) + log_rel)
     sign = xp.where(top_zero, xp.sign(rest), xp.sign(top_safe) * xp.sign(one_plus_q))
     return log_abs, sign

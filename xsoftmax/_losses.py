@@ -99,8 +99,19 @@ def _setup(
         ignored = bad = None
         tgt = cast(target, prep.compute, xp)
     return _Problem(
-        xp=xp, x=prep.x, axis=ax, n_classes=n_classes, kind=kind, target=tgt, ignored=ignored,
-        bad=bad, weight=w, eps=eps, reduction=reduction, out_dtype=prep.out_dtype, acc=prep.acc,
+        xp=xp,
+        x=prep.x,
+        axis=ax,
+        n_classes=n_classes,
+        kind=kind,
+        target=tgt,
+        ignored=ignored,
+        bad=bad,
+        weight=w,
+        eps=eps,
+        reduction=reduction,
+        out_dtype=prep.out_dtype,
+        acc=prep.acc,
     )
 
 
@@ -163,7 +174,8 @@ def _combine_index(
     0, out-of-range (lazy) targets and rows with no finite logit give NaN.
     """
     xp = p.xp
-    assert p.ignored is not None and p.bad is not None
+    assert p.ignored is not None
+    assert p.bad is not None
     w_t = _weight_of_targets(p)
     per = w_t * nll
     if smooth is not None:
@@ -210,8 +222,11 @@ def _forward(p: _Problem) -> _Forward:
 
 def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """Per-sample losses and mean denominators, by blocks of rows where that pays."""
-    if p.kind == "index" and p.eps == 0 and fast_paths_enabled() and _numpy_fast.eligible(
-        p.x, (p.axis,)
+    if (
+        p.kind == "index"
+        and p.eps == 0
+        and fast_paths_enabled()
+        and _numpy_fast.eligible(p.x, (p.axis,))
     ):
         log_sum, picked, empty = _numpy_fast.target_terms(p.x, p.target)
         per, denominator, _ = _combine_index(p, log_sum - picked, None, empty)
@@ -232,7 +247,10 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     den = xp.empty((n_rows,), dtype=p.acc, device=_device(p.x)) if p.kind == "index" else None
     for start, stop in row_blocks(p.x):
         sub = replace(
-            p, axis=1, x=x2[start:stop, ...], target=target[start:stop, ...],
+            p,
+            axis=1,
+            x=x2[start:stop, ...],
+            target=target[start:stop, ...],
             ignored=None if masks[0] is None else masks[0][start:stop],
             bad=None if masks[1] is None else masks[1][start:stop],
         )
@@ -250,7 +268,9 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
     total = xp.astype(xp.where(total == 0, xp.ones_like(total), total), dt)
     prob = f.sums.w / total
     if p.kind == "index":
-        assert f.w_t is not None and f.denominator is not None and p.ignored is not None
+        assert f.w_t is not None
+        assert f.denominator is not None
+        assert p.ignored is not None
         if p.reduction == "mean":
             scale = 1 / xp.sum(f.denominator)
             scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t) * scale)
@@ -379,8 +399,15 @@ def cross_entropy(
     0.3913
     """
     p = _setup(
-        "cross_entropy", "logits", logits, target, axis=axis, weight=weight,
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        "cross_entropy",
+        "logits",
+        logits,
+        target,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
         dtype=dtype,
     )
     with quiet(p.xp):
@@ -443,8 +470,15 @@ def cross_entropy_with_grad(
     (0.6931, [0.5, -0.5])
     """
     p = _setup(
-        "cross_entropy_with_grad", "logits", logits, target, axis=axis, weight=weight,
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        "cross_entropy_with_grad",
+        "logits",
+        logits,
+        target,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
         dtype=dtype,
     )
     with quiet(p.xp):
@@ -507,15 +541,24 @@ def nll_loss(
     0.2413
     """
     p = _setup(
-        "nll_loss", "log_probs", log_probs, target, axis=axis, weight=weight,
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=0.0, dtype=dtype,
+        "nll_loss",
+        "log_probs",
+        log_probs,
+        target,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=0.0,
+        dtype=dtype,
         allow_prob=False,
     )
     xp = p.xp
     with quiet(xp):
         picked = xp.astype(take_class(p.x, p.target, p.axis, xp), p.acc)
         w_t = _weight_of_targets(p)
-        assert p.ignored is not None and p.bad is not None
+        assert p.ignored is not None
+        assert p.bad is not None
         per = xp.where(p.ignored, xp.zeros_like(picked), -(w_t * picked))
         per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
         denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)

@@ -84,7 +84,8 @@ def _stats(xb: np.ndarray, buf: _Buffers) -> _Block:
     e = None
     w = buf.w[:n]
     if xb.dtype == np.float64:
-        assert buf.e is not None and buf.tmp is not None
+        assert buf.e is not None
+        assert buf.tmp is not None
         back = np.subtract(z, xb, out=w)
         tmp = np.subtract(z, back, out=buf.tmp[:n])
         np.subtract(xb, tmp, out=tmp)
@@ -96,10 +97,7 @@ def _stats(xb: np.ndarray, buf: _Buffers) -> _Block:
     else:
         np.exp(z, out=w)
     w[rows, top] = 0.0
-    if xb.dtype == np.float64:
-        rest = _accurate_rest(w, buf)
-    else:
-        rest = np.sum(w, axis=1)
+    rest = _accurate_rest(w, buf) if xb.dtype == np.float64 else np.sum(w, axis=1)
     ok = np.isfinite(rest) & np.isfinite(m)
     log_sum = np.log1p(rest)
     return _Block(rows, top, m, z, e, w, rest, log_sum, ok)
@@ -108,7 +106,8 @@ def _stats(xb: np.ndarray, buf: _Buffers) -> _Block:
 def _accurate_rest(w: np.ndarray, buf: _Buffers) -> np.ndarray:
     """Row sums of ``w`` (entries in [0, 1]) to about 0.5 ulp (see ``_generic.accurate_sum``)."""
     n, c = w.shape
-    assert buf.tmp is not None and buf.rem is not None
+    assert buf.tmp is not None
+    assert buf.rem is not None
     sigma = 2.0 ** (c.bit_length() + 1)
     q = np.add(w, sigma, out=buf.tmp[:n])
     np.subtract(q, sigma, out=q)
@@ -174,15 +173,15 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
         np.add(s.m, s.log_sum, out=out[a:b], dtype=np.float64)
         if not s.ok.all():
             _fix_rows(
-                out[a:b], xb, ~s.ok,
+                out[a:b],
+                xb,
+                ~s.ok,
                 lambda r, xp: _generic.logsumexp(r, (1,), _acc(r), xp=xp)[0][:, 0],
             )
     return out.reshape(x.shape[:-1])
 
 
-def target_terms(
-    x: np.ndarray, target: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def target_terms(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: ``log Σ exp(x - m)``, ``x[target] - m`` (float64, exact) and "no finite logit".
 
     ``target`` holds safe class indices (already checked) of the rows of ``x``.

@@ -43,7 +43,9 @@ def prepare_floating(
             raise TypeError(msg)
         check_broadcastable(func, "where", where, tuple(x.shape))
         xc = xp.where(where, xc, xp.full_like(xc, -xp.inf))
-    return Prepared(x=xc, out_dtype=out_dtype, compute=compute, acc=accumulation_dtype(xp, compute))
+    return Prepared(
+        x=xc, out_dtype=out_dtype, compute=compute, acc=accumulation_dtype(xp, compute)
+    )
 
 
 def has_empty_axis(x: Array, axes: tuple[int, ...]) -> bool:

@@ -9,8 +9,16 @@ from ._blocked import can_block, map_row_blocks
 from ._config import fast_paths_enabled
 from ._prepare import cast, has_empty_axis, prepare_floating
 from ._quiet import quiet
-from ._validation import check_broadcastable, check_floating, check_out_dtype, namespace_of
-from ._validation import is_bool_dtype, is_integer_dtype, is_real_floating, normalize_axes
+from ._validation import (
+    check_broadcastable,
+    check_floating,
+    check_out_dtype,
+    is_bool_dtype,
+    is_integer_dtype,
+    is_real_floating,
+    namespace_of,
+    normalize_axes,
+)
 
 Array = Any
 
@@ -29,8 +37,9 @@ def _softmax_family(
     return xp, prep, axes
 
 
-def softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None,
-            dtype: Any = None) -> Array:
+def softmax(
+    x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
+) -> Array:
     r"""Softmax along ``axis``, stable and exact for finite logits of any magnitude.
 
     .. math:: \operatorname{softmax}(x)_i = \frac{\exp(x_i - m)}{\sum_j \exp(x_j - m)},
@@ -82,13 +91,17 @@ def softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | Non
         if can_block(prep.x, axes):
             return map_row_blocks(
                 lambda rows: _generic.softmax(rows, (1,), prep.acc, xp=xp),
-                prep.x, int(prep.x.shape[-1]), prep.out_dtype, xp=xp,
+                prep.x,
+                int(prep.x.shape[-1]),
+                prep.out_dtype,
+                xp=xp,
             )
         return cast(_generic.softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
 
 
-def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None,
-                dtype: Any = None) -> Array:
+def log_softmax(
+    x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
+) -> Array:
     r"""Log-softmax along ``axis``: ``x - logsumexp(x)``, stable and exact.
 
     .. math:: \log\operatorname{softmax}(x)_i = (x_i - m) - \log\sum_j \exp(x_j - m)
@@ -143,7 +156,10 @@ def log_softmax(x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array |
         if can_block(prep.x, axes):
             return map_row_blocks(
                 lambda rows: _generic.log_softmax(rows, (1,), prep.acc, xp=xp),
-                prep.x, int(prep.x.shape[-1]), prep.out_dtype, xp=xp,
+                prep.x,
+                int(prep.x.shape[-1]),
+                prep.out_dtype,
+                xp=xp,
             )
         return cast(_generic.log_softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
 
@@ -236,16 +252,24 @@ def logsumexp(
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         out = xp.full(shape, -xp.inf, dtype=prep.acc, device=_device(x))
         sign = xp.zeros_like(out)
-    elif bc is None and not return_sign and fast_paths_enabled() and _numpy_fast.eligible(
-        prep.x, axes
+    elif (
+        bc is None
+        and not return_sign
+        and fast_paths_enabled()
+        and _numpy_fast.eligible(prep.x, axes)
     ):
         with quiet(xp):
             out, sign = xp.expand_dims(_numpy_fast.logsumexp(prep.x), axis=-1), None
     elif bc is None and not return_sign and can_block(prep.x, axes):
         with quiet(xp):
             out = map_row_blocks(
-                lambda rows: xp.squeeze(_generic.logsumexp(rows, (1,), prep.acc, xp=xp)[0], axis=1),
-                prep.x, None, prep.acc, xp=xp,
+                lambda rows: xp.squeeze(
+                    _generic.logsumexp(rows, (1,), prep.acc, xp=xp)[0], axis=1
+                ),
+                prep.x,
+                None,
+                prep.acc,
+                xp=xp,
             )
         out, sign = xp.expand_dims(out, axis=-1), None
     else:

@@ -190,9 +190,7 @@ def class_axis(func: str, logits_name: str, logits: Any, axis: Any) -> int:
     return ax
 
 
-def target_kind(
-    func: str, logits_name: str, logits: Any, target: Any, axis: int, xp: Any
-) -> str:
+def target_kind(func: str, logits_name: str, logits: Any, target: Any, axis: int, xp: Any) -> str:
     """Classify ``target`` as ``"index"`` (class indices) or ``"prob"`` (probabilities).
 
     Checks its shape and dtype against ``logits``.
@@ -248,7 +246,9 @@ def check_broadcastable(func: str, name: str, arr: Any, shape: tuple[int, ...]) 
         a in (1, s) for a, s in zip(ashape[::-1], shape[::-1], strict=False)
     )
     if not ok:
-        msg = f"{func}: `{name}` of shape {ashape} is not broadcastable to the logits' shape {shape}"
+        msg = (
+            f"{func}: `{name}` of shape {ashape} is not broadcastable to the logits' shape {shape}"
+        )
         raise ValueError(msg)
 
 

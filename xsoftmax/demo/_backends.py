@@ -14,9 +14,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _as_is(func: F) -> F:
+    return func
+
 
 BACKENDS = ("numpy", "torch", "jax", "cupy", "dask", "array-api-strict")
 """The names ``--backend`` accepts."""
@@ -55,6 +62,10 @@ class ArrayBackend:
         The device in words, for the report.
     lazy : bool
         Whether arrays are lazy (Dask): results exist only after :meth:`fetch`.
+    compile : callable
+        Applied to the training step and the evaluation: ``jax.jit`` for JAX (one
+        compiled program instead of one per primitive in eager mode); the function
+        itself for every other backend.
     """
 
     name: str
@@ -68,6 +79,7 @@ class ArrayBackend:
         default=contextlib.nullcontext
     )
     lazy: bool = False
+    compile: Callable[[F], F] = field(default=_as_is)
 
     def asarray(self, a: np.ndarray) -> Any:
         """Convert a NumPy array to this library, on this device, keeping its dtype."""
@@ -179,7 +191,7 @@ def _jax(device: str | None, float64: bool) -> ArrayBackend:
     def convert(a: np.ndarray) -> Any:
         return jax.device_put(a, dev)
 
-    return ArrayBackend("jax", xp, dev, str(dev), convert, np.asarray)
+    return ArrayBackend("jax", xp, dev, str(dev), convert, np.asarray, compile=jax.jit)
 
 
 def _cupy(device: str | None, float64: bool) -> ArrayBackend:

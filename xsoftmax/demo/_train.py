@@ -199,44 +199,55 @@ def train(
     n = data.x_train.shape[0]
     steps = math.ceil(n / config.batch_size)
 
+    def sgd_step(weight: Any, bias: Any, x: Any, y: Any, batch: Any) -> tuple[Any, Any]:
+        xp = array_api_compat.array_namespace(weight, bias, x, y, batch)
+        _, grad_weight, grad_bias = loss_and_grad(
+            weight,
+            bias,
+            xp.take(x, batch, axis=0),
+            xp.take(y, batch, axis=0),
+            weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+        )
+        return weight - config.lr * grad_weight, bias - config.lr * grad_bias
+
+    def metrics(weight: Any, bias: Any, *splits: Any) -> tuple[Any, ...]:
+        x_train, y_train, x_test, y_test = splits
+        return (*evaluate(weight, bias, x_train, y_train), *evaluate(weight, bias, x_test, y_test))
+
+    step_fn = backend.compile(sgd_step)
+    metrics_fn = backend.compile(metrics)
+
     with backend.active():
-        x_train = backend.asarray(data.x_train.astype(np_dtype))
-        y_train = backend.asarray(data.y_train)
-        x_test = backend.asarray(data.x_test.astype(np_dtype))
-        y_test = backend.asarray(data.y_test)
+        splits = (
+            backend.asarray(data.x_train.astype(np_dtype)),
+            backend.asarray(data.y_train),
+            backend.asarray(data.x_test.astype(np_dtype)),
+            backend.asarray(data.y_test),
+        )
         weight, bias = backend.asarray(weight_np), backend.asarray(bias_np)
-        xp = array_api_compat.array_namespace(x_train)
 
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             order = backend.asarray(rng.permutation(n))
             bar = progress(steps, f"epoch {epoch}/{config.epochs}") if progress else None
-            for step in range(steps):
-                batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-                _, grad_weight, grad_bias = loss_and_grad(
-                    weight,
-                    bias,
-                    xp.take(x_train, batch, axis=0),
-                    xp.take(y_train, batch, axis=0),
-                    weight_decay=config.weight_decay,
-                    label_smoothing=config.label_smoothing,
-                )
-                weight = weight - config.lr * grad_weight
-                bias = bias - config.lr * grad_bias
+            for first in range(0, n, config.batch_size):
+                batch = order[first : min(first + config.batch_size, n)]
+                weight, bias = step_fn(weight, bias, splits[0], splits[1], batch)
                 if bar is not None:
                     bar.update(1)
-            metrics = (*evaluate(weight, bias, x_train, y_train),)
-            metrics += evaluate(weight, bias, x_test, y_test)
+            values = metrics_fn(weight, bias, *splits)
             if backend.lazy:
                 # one compute per epoch: the parameters and the metrics together,
                 # then start the next epoch's graph from the computed parameters
-                weight_np, bias_np, *values = backend.fetch(weight, bias, *metrics)
+                weight_np, bias_np, *numbers = backend.fetch(weight, bias, *values)
                 weight, bias = backend.asarray(weight_np), backend.asarray(bias_np)
             else:
-                values = list(backend.fetch(*metrics))
+                numbers = list(backend.fetch(*values))
             if bar is not None:
                 bar.close()
-            record = EpochResult(epoch, *(float(v) for v in values), time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            record = EpochResult(epoch, *(float(v) for v in numbers), seconds)
             result.history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
