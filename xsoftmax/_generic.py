@@ -71,10 +71,14 @@ def shift_by_max(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Shift
         z = xp.astype(x, acc) - xp.astype(m_safe, acc)
         return Shifted(m=m, m_safe=m_safe, z=z, e=None)
     z = x - m_safe
-    # TwoSum of x and -m_safe: x - m_safe = z + e exactly
-    back = z - x
-    e = (x - (z - back)) - (m_safe + back)
-    e = xp.where(xp.isfinite(e), e, xp.zeros_like(e))
+    # TwoSum of x and -m_safe: x - m_safe = z + e exactly. Entries whose shift is
+    # not finite (-inf logits) are replaced by the maximum first, so that no
+    # inf - inf is ever formed (lazy NumPy-backed arrays would warn at compute).
+    finite = xp.isfinite(z)
+    xs = xp.where(finite, x, m_safe)
+    zs = xp.where(finite, z, xp.zeros_like(z))
+    back = zs - xs
+    e = (xs - (zs - back)) - (m_safe + back)
     return Shifted(m=m, m_safe=m_safe, z=z, e=e)
 
 
