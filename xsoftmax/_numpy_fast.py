@@ -189,6 +189,8 @@ def target_terms(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     x2 = x.reshape(-1, x.shape[-1])
     t1 = target.reshape(-1)
+    if x2.shape[1] * 8 > BLOCK_BYTES:
+        return _long_row_terms(x2, t1, x.shape[:-1])
     log_sum = np.empty(x2.shape[0], np.float64)
     picked = np.empty(x2.shape[0], np.float64)
     empty = np.empty(x2.shape[0], bool)
@@ -217,6 +219,88 @@ def target_terms(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
             picked[a + idx] = zt_bad
     lead = x.shape[:-1]
     return log_sum.reshape(lead), picked.reshape(lead), empty.reshape(lead)
+
+
+def _long_row_terms(
+    x2: np.ndarray, t1: np.ndarray, lead: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`target_terms` for rows longer than a block: column chunks, row by row.
+
+    Memory stays at a few chunk buffers (no copy of a row), the price of a
+    loss that needs only two numbers per row.
+    """
+    import array_api_compat.numpy as xp
+
+    n, c = x2.shape
+    chunk = max(1, BLOCK_BYTES // 32)
+    exact64 = x2.dtype == np.float64
+    zbuf, wbuf = np.empty(chunk), np.empty(chunk)
+    ebuf, tbuf = (np.empty(chunk), np.empty(chunk)) if exact64 else (None, None)
+    sigma = 2.0 ** (c.bit_length() + 1)
+    log_sum, picked = np.empty(n), np.empty(n)
+    empty = np.zeros(n, bool)
+    for i in range(n):
+        row = x2[i]
+        top = int(np.argmax(row))
+        m = row[top]
+        rest = _chunked_rest(row, m, top, chunk, sigma, zbuf, wbuf, ebuf, tbuf)
+        if not (np.isfinite(m) and np.isfinite(rest)):
+            sh = _generic.shift_by_max(row[None, :], (1,), np.float64, xp=xp)
+            log_sum[i] = _generic.log_total(
+                _generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp
+            )[0, 0]
+            zt = sh.z[0, t1[i]] + (0.0 if sh.e is None else sh.e[0, t1[i]])
+            picked[i], empty[i] = zt, m == -np.inf
+            continue
+        log_sum[i] = np.log1p(rest)
+        xt = np.float64(row[t1[i]])
+        z = xt - np.float64(m)
+        if exact64:  # TwoSum: the exact shift of the target's logit
+            back = z - xt
+            z = z + ((xt - (z - back)) - (m + back))
+        picked[i] = z
+    return log_sum.reshape(lead), picked.reshape(lead), empty.reshape(lead)
+
+
+def _chunked_rest(
+    row: np.ndarray,
+    m: Any,
+    top: int,
+    chunk: int,
+    sigma: float,
+    zbuf: np.ndarray,
+    wbuf: np.ndarray,
+    ebuf: np.ndarray | None,
+    tbuf: np.ndarray | None,
+) -> float:
+    """``Σ exp(row - m)`` without the ``top`` term, exact shift, over column chunks."""
+    q_sum = r_sum = 0.0
+    for c0 in range(0, row.shape[0], chunk):
+        seg = row[c0 : c0 + chunk]
+        k = seg.shape[0]
+        z = np.subtract(seg, m, out=zbuf[:k], dtype=np.float64)
+        w = wbuf[:k]
+        if ebuf is not None and tbuf is not None:
+            back = np.subtract(z, seg, out=w)
+            tmp = np.subtract(z, back, out=tbuf[:k])
+            np.subtract(seg, tmp, out=tmp)
+            np.add(back, m, out=back)
+            e = np.subtract(tmp, back, out=ebuf[:k])
+            np.exp(z, out=w)
+            np.multiply(w, e, out=tmp)
+            np.add(w, tmp, out=w)
+        else:
+            np.exp(z, out=w)
+        if c0 <= top < c0 + k:
+            w[top - c0] = 0.0
+        if ebuf is not None and tbuf is not None:
+            q = np.add(w, sigma, out=zbuf[:k])
+            np.subtract(q, sigma, out=q)
+            q_sum += float(np.sum(q))
+            r_sum += float(np.sum(np.subtract(w, q, out=w)))
+        else:
+            r_sum += float(np.sum(w))
+    return q_sum + r_sum
 
 
 def _rows_per_block(x2: np.ndarray) -> int:
