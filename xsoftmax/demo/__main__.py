@@ -25,7 +25,10 @@ DEFAULTS = TrainConfig()
 
 
 class TextProgress:
-    """A plain progress bar on a text stream, for when tqdm is not installed."""
+    """A plain progress bar on a text stream, for when tqdm is not installed.
+
+    Like tqdm here, it draws only when the stream is a terminal.
+    """
 
     WIDTH = 30
 
@@ -35,10 +38,14 @@ class TextProgress:
         self.stream = stream
         self.done = 0
         self._shown = -1
+        isatty = getattr(stream, "isatty", None)
+        self.enabled = bool(isatty and isatty())  # no bar in logs and pipes
 
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` steps, redrawing at most ``WIDTH`` times per epoch."""
         self.done = min(self.done + n, self.total)
+        if not self.enabled:
+            return
         filled = self.WIDTH * self.done // self.total
         if filled != self._shown:
             self._shown = filled
@@ -48,6 +55,8 @@ class TextProgress:
 
     def close(self) -> None:
         """Erase the bar, leaving the line to the epoch report."""
+        if not self.enabled or self._shown < 0:
+            return
         width = len(self.description) + self.WIDTH + 2 * len(str(self.total)) + 5
         self.stream.write("\r" + " " * width + "\r")
         self.stream.flush()
@@ -65,8 +74,15 @@ def progress_factory(stream: TextIO) -> ProgressFactory:
         return text_bar
 
     def tqdm_bar(total: int, description: str) -> Progress:
+        # disable=None: no bar when the stream is not a terminal (logs, pipes)
         bar: Progress = tqdm(
-            total=total, desc=description, file=stream, leave=False, unit="batch", ncols=80
+            total=total,
+            desc=description,
+            file=stream,
+            leave=False,
+            unit="batch",
+            ncols=80,
+            disable=None,
         )
         return bar
 
@@ -110,51 +126,78 @@ def build_parser() -> argparse.ArgumentParser:
             "Losses reported are the plain mean cross entropy over the whole split "
             "(no label smoothing, no weight decay). The last line is 'test accuracy: 0.xxx'."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="array library")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="numpy",
+        help="array library to train with (default: %(default)s)",
+    )
     parser.add_argument(
         "--device",
         default=None,
-        help="device of the backend: cpu, cuda, cuda:1 (torch, cupy), gpu:0 (jax), "
-        "device1 (array-api-strict); default: the library's default",
+        help="device of the backend: cpu, cuda, cuda:1 (torch, cupy), gpu, gpu:0 (jax), "
+        "device1 (array-api-strict) (default: the library's default device)",
     )
     parser.add_argument(
         "--data",
         type=Path,
         default=None,
         metavar="DIR",
-        help="directory with the MNIST / Fashion-MNIST IDX files "
-        "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-        "t10k-labels-idx1-ubyte, each raw or .gz); default: scikit-learn's digits",
+        help="directory with the MNIST or Fashion-MNIST IDX files "
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+        "t10k-labels-idx1-ubyte, each raw or .gz (default: scikit-learn's 8x8 digits)",
     )
-    parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size)
     parser.add_argument(
-        "--lr", type=positive_float, default=DEFAULTS.lr, help="SGD learning rate"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS.epochs,
+        help="passes over the training set (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS.batch_size,
+        help="samples per SGD step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=DEFAULTS.lr,
+        help="SGD learning rate (default: %(default)s)",
     )
     parser.add_argument(
         "--weight-decay",
         type=non_negative_float,
         default=DEFAULTS.weight_decay,
-        help="L2 penalty on the weights (not the bias)",
+        help="L2 penalty on the weights, not the bias (default: %(default)s)",
     )
     parser.add_argument(
-        "--label-smoothing", type=unit_float, default=DEFAULTS.label_smoothing
+        "--label-smoothing",
+        type=unit_float,
+        default=DEFAULTS.label_smoothing,
+        help="label smoothing of the training loss, in [0, 1] (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
         type=non_negative_int,
         default=DEFAULTS.seed,
-        help="seed of the initial weights and the batch order",
-    )
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument(
-        "--plot", type=Path, default=None, metavar="FILE.png", help="write loss/accuracy curves"
+        help="seed of the initial weights and the batch order (default: %(default)s)",
     )
     parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr"
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="floating dtype of the data and the model (default: %(default)s)",
     )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="write the loss and accuracy curves to this image (needs matplotlib)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
 
@@ -223,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"data: {data.describe()}")
     print(
         f"model: softmax regression, backend {backend.name} on {backend.device_label}, "
-        f"{args.dtype}; {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
+        f"{args.dtype}; {config.epochs} epoch{'s' if config.epochs != 1 else ''}, batch {config.batch_size}, lr {config.lr:g}, "
         f"weight decay {config.weight_decay:g}, label smoothing {config.label_smoothing:g}, "
         f"seed {config.seed}"
     )

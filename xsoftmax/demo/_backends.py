@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
@@ -75,11 +75,12 @@ class ArrayBackend:
     _convert: Callable[[np.ndarray], Any]
     _to_numpy: Callable[[Any], np.ndarray]
     _compute: Callable[..., tuple[Any, ...]] | None = None
+    _persist: Callable[..., tuple[Any, ...]] | None = None
     _context: Callable[[], contextlib.AbstractContextManager[Any]] = field(
         default=contextlib.nullcontext
     )
     lazy: bool = False
-    compile: Callable[[F], F] = field(default=_as_is)
+    compile: Callable[[Any], Any] = field(default=_as_is)
 
     def asarray(self, a: np.ndarray) -> Any:
         """Convert a NumPy array to this library, on this device, keeping its dtype."""
@@ -93,6 +94,17 @@ class ArrayBackend:
                 arrays = self._compute(*arrays)
             return tuple(np.asarray(self._to_numpy(a)) for a in arrays)
 
+    def persist(self, *arrays: Any) -> tuple[Any, ...]:
+        """Lazy backends: compute ``arrays`` and keep them as the backend's arrays.
+
+        This cuts the task graph that later operations build on. Eager backends
+        return the arrays unchanged.
+        """
+        if self._persist is None:
+            return arrays
+        with self._context():
+            return tuple(self._persist(*arrays))
+
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """Make this backend's device current (CuPy needs it for its kernels)."""
@@ -100,24 +112,24 @@ class ArrayBackend:
             yield
 
 
-def _missing(name: str, exc: ImportError) -> BackendUnavailableError:
+def _missing(name: str, exc: ImportError) -> NoReturn:
     extra = EXTRAS[name]
     msg = (
         f"--backend {name} needs a package that is not installed ({exc}). "
         f"Install it with: pip install 'xsoftmax[{extra}]'"
     )
-    return BackendUnavailableError(msg)
+    raise BackendUnavailableError(msg) from exc
 
 
-def _bad_device(name: str, device: str, why: str) -> BackendUnavailableError:
+def _bad_device(name: str, device: str, why: str, exc: BaseException | None = None) -> NoReturn:
     first_line = why.strip().splitlines()[0] if why.strip() else why
     msg = f"--backend {name}: cannot use --device {device!r}: {first_line}"
-    return BackendUnavailableError(msg)
+    raise BackendUnavailableError(msg) from exc
 
 
 def _cpu_only(name: str, device: str | None) -> None:
     if device not in (None, "cpu"):
-        raise _bad_device(name, device, f"{name} runs on the CPU only; use --device cpu")
+        _bad_device(name, device, f"{name} runs on the CPU only; use --device cpu")
 
 
 def _split_index(spec: str) -> tuple[str, int | None]:
@@ -145,7 +157,7 @@ def _torch(device: str | None, float64: bool) -> ArrayBackend:
         import array_api_compat.torch as xp
         import torch
     except ImportError as exc:
-        raise _missing("torch", exc) from exc
+        _missing("torch", exc)
     spec = device or "cpu"
     try:
         dev = torch.device(spec)
@@ -154,7 +166,7 @@ def _torch(device: str | None, float64: bool) -> ArrayBackend:
             raise ValueError(msg)
         torch.empty(1, device=dev)  # fails here when the device is absent
     except (RuntimeError, AssertionError, ValueError, NotImplementedError) as exc:
-        raise _bad_device("torch", spec, str(exc)) from exc
+        _bad_device("torch", spec, str(exc), exc)
 
     def convert(a: np.ndarray) -> Any:
         return torch.asarray(a, device=dev)
@@ -169,7 +181,7 @@ def _jax(device: str | None, float64: bool) -> ArrayBackend:
     try:
         import jax
     except ImportError as exc:
-        raise _missing("jax", exc) from exc
+        _missing("jax", exc)
     if float64:
         # without x64, JAX silently turns float64 into float32
         jax.config.update("jax_enable_x64", True)
@@ -183,10 +195,10 @@ def _jax(device: str | None, float64: bool) -> ArrayBackend:
             devices = jax.devices(platform or None)
             dev = devices[0 if index is None else index]
         except (RuntimeError, ValueError) as exc:
-            raise _bad_device("jax", device, str(exc)) from exc
+            _bad_device("jax", device, str(exc), exc)
         except IndexError as exc:
             why = f"JAX sees {len(devices)} {platform} device(s): {devices}"
-            raise _bad_device("jax", device, why) from exc
+            _bad_device("jax", device, why, exc)
 
     def convert(a: np.ndarray) -> Any:
         return jax.device_put(a, dev)
@@ -199,7 +211,7 @@ def _cupy(device: str | None, float64: bool) -> ArrayBackend:
         import array_api_compat.cupy as xp
         import cupy
     except ImportError as exc:
-        raise _missing("cupy", exc) from exc
+        _missing("cupy", exc)
     spec = device or "cuda"
     try:
         kind, index = _split_index(spec)
@@ -212,8 +224,8 @@ def _cupy(device: str | None, float64: bool) -> ArrayBackend:
             msg = f"CuPy sees {count} CUDA device(s)"
             raise ValueError(msg)
         dev = cupy.cuda.Device(number)
-    except (ValueError, cupy.cuda.runtime.CUDARuntimeError) as exc:
-        raise _bad_device("cupy", spec, str(exc)) from exc
+    except (ValueError, RuntimeError) as exc:  # CUDARuntimeError is a RuntimeError
+        _bad_device("cupy", spec, str(exc), exc)
 
     def context() -> contextlib.AbstractContextManager[Any]:
         return cupy.cuda.Device(number)
@@ -230,7 +242,7 @@ def _dask(device: str | None, float64: bool) -> ArrayBackend:
         import dask
         import dask.array as da
     except ImportError as exc:
-        raise _missing("dask", exc) from exc
+        _missing("dask", exc)
 
     def convert(a: np.ndarray) -> Any:
         rows = max(1, -(-a.shape[0] // DASK_ROW_CHUNKS)) if a.ndim else ()
@@ -238,7 +250,15 @@ def _dask(device: str | None, float64: bool) -> ArrayBackend:
         return da.from_array(a, chunks=chunks)
 
     return ArrayBackend(
-        "dask", xp, None, "cpu", convert, np.asarray, _compute=dask.compute, lazy=True
+        "dask",
+        xp,
+        None,
+        "cpu",
+        convert,
+        np.asarray,
+        _compute=dask.compute,
+        _persist=dask.persist,
+        lazy=True,
     )
 
 
@@ -246,12 +266,12 @@ def _strict(device: str | None, float64: bool) -> ArrayBackend:
     try:
         import array_api_strict as xp
     except ImportError as exc:
-        raise _missing("array-api-strict", exc) from exc
+        _missing("array-api-strict", exc)
     spec = "CPU_DEVICE" if device in (None, "cpu") else device
     try:
         dev = xp.Device(spec)
     except ValueError as exc:
-        raise _bad_device("array-api-strict", spec, str(exc)) from exc
+        _bad_device("array-api-strict", spec, str(exc), exc)
     cpu = xp.Device("CPU_DEVICE")
 
     def convert(a: np.ndarray) -> Any:
@@ -273,7 +293,9 @@ _LOADERS: dict[str, Callable[[str | None, bool], ArrayBackend]] = {
 }
 
 
-def resolve_backend(name: str, device: str | None = None, *, float64: bool = False) -> ArrayBackend:
+def resolve_backend(
+    name: str, device: str | None = None, *, float64: bool = False
+) -> ArrayBackend:
     """The array backend called ``name`` on ``device``.
 
     Parameters

@@ -184,7 +184,9 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise ValueError(msg)
     header = 4 + 4 * ndim
     if len(data) < header:
-        msg = f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, got {len(data)}"
+        msg = (
+            f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, got {len(data)}"
+        )
         raise ValueError(msg)
     shape = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_TYPES[code]

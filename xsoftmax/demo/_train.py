@@ -38,6 +38,15 @@ from ._data import Dataset
 INIT_SCALE = 0.01
 """Standard deviation of the normal initial weights."""
 
+LAZY_GRAPH_STEPS = 50
+"""On a lazy backend (Dask), persist the parameters after this many SGD steps.
+
+Building each operation of a task graph costs time that grows with the graph, so an
+epoch of thousands of steps (MNIST at batch 32: 1875) would never finish building.
+Epochs of at most this many steps (the digits at the default batch size: 45) are
+computed exactly once, at the end of the epoch, together with the metrics.
+"""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -174,7 +183,9 @@ def train(
     visits every training sample once, in an order drawn in NumPy (the last batch
     may be smaller), then evaluates both splits. The only transfers back to NumPy
     are the four metrics (and, for a lazy backend, the parameters, which are
-    computed together with the metrics: one ``compute`` per epoch).
+    computed together with the metrics: one ``compute`` per epoch, plus a
+    ``persist`` of the parameters every :data:`LAZY_GRAPH_STEPS` steps in longer
+    epochs).
 
     Parameters
     ----------
@@ -231,9 +242,11 @@ def train(
             start = time.perf_counter()
             order = backend.asarray(rng.permutation(n))
             bar = progress(steps, f"epoch {epoch}/{config.epochs}") if progress else None
-            for first in range(0, n, config.batch_size):
+            for step, first in enumerate(range(0, n, config.batch_size), start=1):
                 batch = order[first : min(first + config.batch_size, n)]
                 weight, bias = step_fn(weight, bias, splits[0], splits[1], batch)
+                if backend.lazy and step % LAZY_GRAPH_STEPS == 0 and step < steps:
+                    weight, bias = backend.persist(weight, bias)
                 if bar is not None:
                     bar.update(1)
             values = metrics_fn(weight, bias, *splits)
@@ -247,10 +260,15 @@ def train(
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - start
-            record = EpochResult(epoch, *(float(v) for v in numbers), seconds)
+            train_loss, train_accuracy, test_loss, test_accuracy = (float(v) for v in numbers)
+            record = EpochResult(
+                epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds
+            )
             result.history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
 
-        result.weight, result.bias = backend.fetch(weight, bias)
+        if not backend.lazy:  # a lazy backend's were fetched with the last metrics
+            weight_np, bias_np = backend.fetch(weight, bias)
+    result.weight, result.bias = weight_np, bias_np
     return result
