@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,11 @@ import array_api_compat
 from ._dtypes import is_real_floating
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def _is_plain_ndarray(a: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and type(a) is numpy.ndarray
 
 
 def _library(x: Any) -> str:
@@ -32,6 +38,12 @@ def namespace_of(func: str, **arrays: Any) -> Any:
     arguments.
     """
     named = {name: a for name, a in arrays.items() if a is not None}
+    if all(_is_plain_ndarray(a) for a in named.values()):
+        # the common case, without array_api_compat's general lookup: one library
+        # (NumPy), one device (the CPU)
+        import array_api_compat.numpy as np_namespace
+
+        return np_namespace
     spaces: dict[str, Any] = {}
     for name, a in named.items():
         if not array_api_compat.is_array_api_obj(a) or isinstance(a, (bool, int, float, complex)):
