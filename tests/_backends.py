@@ -63,7 +63,8 @@ class Backend:
             if "bfloat16" not in self.half_dtypes:
                 raise BackendUnavailable(f"{self.name} has no bfloat16")
             return self.extra["bfloat16"]
-        return getattr(self.xp, name)
+        found = getattr(self.xp, name, None)
+        return np.dtype(name) if found is None else found
 
     def float_dtypes(self) -> tuple[str, ...]:
         """Every floating dtype name this backend supports, half precision included."""
@@ -103,7 +104,8 @@ def _torch(device: str) -> Backend:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
 
     def asarray(a: np.ndarray) -> Any:
-        return torch.asarray(np.ascontiguousarray(a), device=device)
+        # a fresh contiguous copy; keeps 0-d arrays 0-d (np.ascontiguousarray would not)
+        return torch.asarray(np.array(a, copy=True, order="C"), device=device)
 
     def to_numpy(a: Any) -> np.ndarray:
         a = a.detach()

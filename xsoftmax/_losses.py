@@ -15,7 +15,7 @@ from typing import Any
 from . import _generic, _numpy_fast
 from ._blocked import can_block, row_blocks
 from ._config import fast_paths_enabled
-from ._prepare import cast, prepare_floating
+from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
 from ._targets import classify_targets, one_hot, take_class
 from ._validation import (
@@ -50,6 +50,7 @@ class _Problem:
     reduction: str
     out_dtype: Any
     acc: Any
+    in_dtype: Any  # the logits' own dtype: the gradient's dtype, as autograd gives it
 
 
 def _setup(
@@ -112,6 +113,7 @@ def _setup(
         reduction=reduction,
         out_dtype=prep.out_dtype,
         acc=prep.acc,
+        in_dtype=logits.dtype,
     )
 
 
@@ -127,6 +129,18 @@ def _weight_of_targets(p: _Problem) -> Array:
         return xp.ones(p.target.shape, dtype=p.acc, device=_device(p.x))
     flat = xp.take(p.weight, xp.reshape(p.target, (-1,)), axis=0)
     return xp.astype(xp.reshape(flat, p.target.shape), p.acc)
+
+
+def _safe_divide(total: Array, denominator: Array, xp: Any) -> Array:
+    """``total / denominator``, NaN where the denominator is 0, without forming ``x / 0``.
+
+    A weighted mean over no counted weight is NaN in torch, also when label
+    smoothing adds a positive total (torch's NLL term is 0 / 0 there). Lazy
+    NumPy-backed arrays would warn at compute time on a real division by 0.
+    """
+    zero = denominator == 0
+    quotient = total / xp.where(zero, xp.ones_like(denominator), denominator)
+    return xp.where(zero, xp.full_like(quotient, xp.nan), quotient)
 
 
 def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
@@ -145,7 +159,7 @@ def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
                     n *= int(s)
                 out = total / n if n else total * xp.nan
             else:
-                out = total / xp.sum(denominator)
+                out = _safe_divide(total, xp.sum(denominator), xp)
     return cast(out, p.out_dtype, xp)
 
 
@@ -220,8 +234,28 @@ def _forward(p: _Problem) -> _Forward:
     return _Forward(per, None, s, sums, None)
 
 
+def _empty_per_sample(p: _Problem) -> tuple[Array, Array | None]:
+    """Per-sample losses of a problem with no logit: 0 (NaN for lazy out-of-range targets).
+
+    With 0 classes every class index was ignored (anything else raised, or is
+    ``bad`` on lazy arrays); with 0 samples there is nothing to sum.
+    """
+    xp = p.xp
+    shape = tuple(int(s) for i, s in enumerate(p.x.shape) if i != p.axis)
+    per = xp.zeros(shape, dtype=p.acc, device=_device(p.x))
+    if p.kind == "prob":
+        return per, None
+    assert p.bad is not None
+    assert p.ignored is not None
+    per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
+    w_t = _weight_of_targets(p) if p.n_classes else xp.ones_like(per)
+    return per, xp.where(p.ignored, xp.zeros_like(w_t), w_t)
+
+
 def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """Per-sample losses and mean denominators, by blocks of rows where that pays."""
+    if has_no_element(p.x):
+        return _empty_per_sample(p)
     if (
         p.kind == "index"
         and p.eps == 0
@@ -452,7 +486,7 @@ def cross_entropy_with_grad(
     loss : array
         As :func:`cross_entropy` returns it.
     grad : array
-        Same shape as ``logits``, in the output dtype; rows sum to 0 without weights
+        Same shape and dtype as ``logits`` (as autograd gives it); rows sum to 0 without weights
         or smoothing corrections.
 
     Raises
@@ -481,10 +515,14 @@ def cross_entropy_with_grad(
         label_smoothing=label_smoothing,
         dtype=dtype,
     )
-    with quiet(p.xp):
+    xp = p.xp
+    with quiet(xp):
+        if has_no_element(p.x):
+            loss = _reduce(p, *_empty_per_sample(p))
+            return loss, xp.zeros(p.x.shape, dtype=p.in_dtype, device=_device(p.x))
         f = _forward(p)
         loss = _reduce(p, f.per_sample, f.denominator)
-        grad = cast(_gradient(p, f), p.out_dtype, p.xp)
+        grad = cast(_gradient(p, f), p.in_dtype, xp)
     return loss, grad
 
 
@@ -555,6 +593,8 @@ def nll_loss(
     )
     xp = p.xp
     with quiet(xp):
+        if has_no_element(p.x):
+            return _reduce(p, *_empty_per_sample(p))
         picked = xp.astype(take_class(p.x, p.target, p.axis, xp), p.acc)
         w_t = _weight_of_targets(p)
         assert p.ignored is not None

@@ -246,9 +246,9 @@ def _long_row_terms(
         rest = _chunked_rest(row, m, top, chunk, sigma, zbuf, wbuf, ebuf, tbuf)
         if not (np.isfinite(m) and np.isfinite(rest)):
             sh = _generic.shift_by_max(row[None, :], (1,), np.float64, xp=xp)
-            log_sum[i] = _generic.log_total(
-                _generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp
-            )[0, 0]
+            log_sum[i] = _generic.log_total(_generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp)[
+                0, 0
+            ]
             zt = sh.z[0, t1[i]] + (0.0 if sh.e is None else sh.e[0, t1[i]])
             picked[i], empty[i] = zt, m == -np.inf
             continue

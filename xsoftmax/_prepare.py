@@ -48,9 +48,13 @@ def prepare_floating(
     )
 
 
-def has_empty_axis(x: Array, axes: tuple[int, ...]) -> bool:
-    """Whether any of ``axes`` has length 0 (a reduction over no element)."""
-    return any(x.shape[a] == 0 for a in axes)
+def has_no_element(x: Array) -> bool:
+    """Whether ``x`` has a zero-length axis: reductions over it need no kernel.
+
+    Handled before any reduction, since ``max`` over no element raises (NumPy,
+    and Dask at compute time).
+    """
+    return any(int(s) == 0 for s in x.shape)
 
 
 def cast(x: Array, dtype: Any, xp: Any) -> Array:

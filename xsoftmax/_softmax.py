@@ -7,7 +7,7 @@ from typing import Any
 from . import _generic, _numpy_fast
 from ._blocked import can_block, map_row_blocks
 from ._config import fast_paths_enabled
-from ._prepare import cast, has_empty_axis, prepare_floating
+from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
 from ._validation import (
     check_broadcastable,
@@ -83,7 +83,7 @@ def softmax(
     [1.0, 0.0, 0.0]
     """
     xp, prep, axes = _softmax_family("softmax", x, axis, where, dtype)
-    if has_empty_axis(prep.x, axes):
+    if has_no_element(prep.x):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
         if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
@@ -148,7 +148,7 @@ def log_softmax(
     [-0.6931, -0.6931, -64.6931]
     """
     xp, prep, axes = _softmax_family("log_softmax", x, axis, where, dtype)
-    if has_empty_axis(prep.x, axes):
+    if has_no_element(prep.x):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
         if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
@@ -248,7 +248,7 @@ def logsumexp(
     bc = None
     if b is not None:
         bc = xp.broadcast_to(cast(b, prep.compute, xp), tuple(x.shape))
-    if has_empty_axis(prep.x, axes):
+    if has_no_element(prep.x):
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         out = xp.full(shape, -xp.inf, dtype=prep.acc, device=_device(x))
         sign = xp.zeros_like(out)
