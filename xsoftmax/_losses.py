@@ -306,7 +306,13 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
         assert f.denominator is not None
         assert p.ignored is not None
         if p.reduction == "mean":
-            scale = 1 / xp.sum(f.denominator)
+            total = xp.sum(f.denominator)
+            # no counted weight: the loss is NaN (torch) but the gradient is 0, not NaN
+            scale = xp.where(
+                total == 0,
+                xp.zeros_like(total),
+                1 / xp.where(total == 0, xp.ones_like(total), total),
+            )
             scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t) * scale)
         else:
             scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t))
