@@ -34,7 +34,7 @@ def classify_targets(
     t = xp.astype(target, idt)
     ignored = t == ignore_index
     bad = xp.logical_and(xp.logical_not(ignored), xp.logical_or(t < 0, t >= n_classes))
-    if is_concrete(target) and bool(xp.any(bad)):
+    if is_concrete(bad) and bool(xp.any(bad)):
         wrong = t[bad]  # eager: boolean indexing is fine here
         low, high, count = int(xp.min(wrong)), int(xp.max(wrong)), int(wrong.shape[0])
         if n_classes == 0:
