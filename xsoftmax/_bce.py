@@ -113,13 +113,16 @@ def binary_cross_entropy_with_logits(
         if arr is not None:
             _check_real(func, name, arr, xp, shape)
     prep = prepare_floating(func, "logits", logits, xp, dtype=dtype)
-    x = prep.x
+    # elementwise in the accumulation dtype (float64 for float32 data where available):
+    # weighted terms of extreme logits neither overflow nor lose a tiny weight
+    work = prep.acc
+    x = cast(prep.x, work, xp)
     with quiet(xp):
-        y = cast(target, prep.compute, xp)
-        positive = y if pos_weight is None else cast(pos_weight, prep.compute, xp) * y
+        y = cast(target, work, xp)
+        positive = y if pos_weight is None else cast(pos_weight, work, xp) * y
         loss = _times(1 - y, _softplus(x, xp), xp) + _times(positive, _softplus(-x, xp), xp)
         if weight is not None:
-            loss = cast(weight, prep.compute, xp) * loss
+            loss = cast(weight, work, xp) * loss
         if reduction == "none":
             return cast(loss, prep.out_dtype, xp)
         total = xp.sum(loss, dtype=prep.acc)

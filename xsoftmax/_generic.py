@@ -133,6 +133,16 @@ def log_total(sums: RowSums, *, xp: Any) -> Array:
     return xp.log(top) + xp.log1p(sums.rest / top)
 
 
+def _log_of_nonnegative(v: Array, *, xp: Any) -> Array:
+    """``log(v)`` for ``v >= 0``, giving ``-inf`` at 0 without evaluating ``log(0)``.
+
+    Lazy NumPy-backed arrays (Dask) would warn at compute time, outside any
+    ``errstate`` the caller set.
+    """
+    zero = v == 0
+    return xp.where(zero, xp.full_like(v, -xp.inf), xp.log(xp.where(zero, xp.ones_like(v), v)))
+
+
 def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
     """``(log|top + rest|, sign(top + rest))`` for weights of any sign."""
     top, rest = sums.top, sums.rest
@@ -140,10 +150,17 @@ def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
     top_safe = xp.where(top_zero, xp.ones_like(top), top)
     q = rest / top_safe
     one_plus_q = 1 + q
+    above = q > -1
     log_rel = xp.where(
-        q > -1, xp.log1p(xp.where(q > -1, q, xp.zeros_like(q))), xp.log(xp.abs(one_plus_q))
+        above,
+        xp.log1p(xp.where(above, q, xp.zeros_like(q))),
+        _log_of_nonnegative(xp.abs(one_plus_q), xp=xp),
     )
-    log_abs = xp.where(top_zero, xp.log(xp.abs(rest)), xp.log(xp.abs(top_safe)) + log_rel)
+    log_abs = xp.where(
+        top_zero,
+        _log_of_nonnegative(xp.abs(rest), xp=xp),
+        xp.log(xp.abs(top_safe)) + log_rel,
+    )
     sign = xp.where(top_zero, xp.sign(rest), xp.sign(top_safe) * xp.sign(one_plus_q))
     return log_abs, sign
 
