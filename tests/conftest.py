@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _backends import Backend, load_backends  # noqa: E402
+from _backends import Backend, load_backends
 
 BACKENDS, SKIPPED = load_backends()
 
