@@ -110,8 +110,11 @@ def round_to(a: np.ndarray, dtype: str) -> np.ndarray:
     """Round float64 values to ``dtype`` (overflow to inf as the dtype would), back in f64."""
     with _quiet():
         if dtype == "bfloat16":
-            if _BFLOAT16 is None:  # pragma: no cover
-                return f64(a)
+            if _BFLOAT16 is None:  # no ml_dtypes (no JAX): round through torch
+                import torch
+
+                t = torch.as_tensor(np.asarray(a, dtype=F64)).to(torch.bfloat16)
+                return f64(t.to(torch.float64).numpy())
             return f64(np.asarray(a).astype(_BFLOAT16))
         return f64(np.asarray(a).astype(dtype))
 

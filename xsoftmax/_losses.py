@@ -182,7 +182,7 @@ def _weight_total(p: _Problem) -> Any:
 def _combine_index(
     p: _Problem, nll: Array, smooth: Array | None, empty: Array
 ) -> tuple[Array, Array, Array]:
-    """Per-sample losses from the target's NLL and the smoothing sum, torch's way.
+    """Per-sample losses from the target's NLL and the (already scaled) smoothing term.
 
     Returns ``(losses, mean denominators, weight[target])``; ignored samples give
     0, out-of-range (lazy) targets and rows with no finite logit give NaN.
@@ -193,7 +193,7 @@ def _combine_index(
     w_t = _weight_of_targets(p)
     per = w_t * nll
     if smooth is not None:
-        per = (1 - p.eps) * per + (p.eps / p.n_classes) * smooth
+        per = (1 - p.eps) * per + smooth
     per = xp.where(p.ignored, xp.zeros_like(per), per)
     nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
     per = xp.where(nan_rows, xp.full_like(per, xp.nan), per)
@@ -215,8 +215,13 @@ def _forward(p: _Problem) -> _Forward:
             nll = nll - xp.astype(take_class(s.e, p.target, ax, xp), acc)
         smooth = None
         if p.eps > 0:
-            shifted = s.plus_e(s.z) if w_row is None else w_row * s.plus_e(s.z)
-            smooth = xp.squeeze(log_sum, axis=ax) * _weight_total(p) - xp.sum(
+            # (eps / C) * Σ_c w_c (L - z_c - e_c), scaled term by term: the unscaled
+            # sum of C huge -log p terms may overflow where the loss does not
+            coef = p.eps / p.n_classes
+            shifted = s.plus_e(s.z) * (-coef)
+            if w_row is not None:
+                shifted = w_row * shifted
+            smooth = xp.squeeze(log_sum, axis=ax) * (_weight_total(p) * coef) + xp.sum(
                 shifted, axis=ax, dtype=acc
             )
         per, denominator, w_t = _combine_index(p, nll, smooth, empty)
