@@ -144,11 +144,19 @@ def _log_of_nonnegative(v: Array, *, xp: Any) -> Array:
 
 
 def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
-    """``(log|top + rest|, sign(top + rest))`` for weights of any sign."""
+    """``(log|top + rest|, sign(top + rest))`` for weights of any sign.
+
+    The larger of ``|top|`` and ``|rest|`` is taken out as the base, so that
+    ``log|base| + log1p(other / base)`` never cancels (a tiny weight on the
+    largest logit leaves ``rest`` in charge).
+    """
     top, rest = sums.top, sums.rest
-    top_zero = top == 0
-    top_safe = xp.where(top_zero, xp.ones_like(top), top)
-    q = rest / top_safe
+    big = xp.abs(rest) > xp.abs(top)
+    base = xp.where(big, rest, top)
+    other = xp.where(big, top, rest)
+    base_zero = base == 0
+    base_safe = xp.where(base_zero, xp.ones_like(base), base)
+    q = other / base_safe  # |q| <= 1
     one_plus_q = 1 + q
     above = q > -1
     log_rel = xp.where(
@@ -156,12 +164,8 @@ def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
         xp.log1p(xp.where(above, q, xp.zeros_like(q))),
         _log_of_nonnegative(xp.abs(one_plus_q), xp=xp),
     )
-    log_abs = xp.where(
-        top_zero,
-        _log_of_nonnegative(xp.abs(rest), xp=xp),
-        xp.log(xp.abs(top_safe)) + log_rel,
-    )
-    sign = xp.where(top_zero, xp.sign(rest), xp.sign(top_safe) * xp.sign(one_plus_q))
+    log_abs = xp.where(base_zero, xp.full_like(base, -xp.inf), xp.log(xp.abs(base_safe)) + log_rel)
+    sign = xp.where(base_zero, xp.zeros_like(base), xp.sign(base_safe) * xp.sign(one_plus_q))
     return log_abs, sign
 
 
