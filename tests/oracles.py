@@ -113,7 +113,7 @@ def round_to(a: np.ndarray, dtype: str) -> np.ndarray:
             if _BFLOAT16 is None:  # no ml_dtypes (no JAX): round through torch
                 import torch
 
-                t = torch.as_tensor(np.asarray(a, dtype=F64)).to(torch.bfloat16)
+                t = torch.as_tensor(np.array(a, dtype=F64, copy=True)).to(torch.bfloat16)
                 return f64(t.to(torch.float64).numpy())
             return f64(np.asarray(a).astype(_BFLOAT16))
         return f64(np.asarray(a).astype(dtype))

@@ -191,9 +191,12 @@ def _combine_index(
     assert p.ignored is not None
     assert p.bad is not None
     w_t = _weight_of_targets(p)
-    per = w_t * nll
+    # coefficients first, and a zero coefficient (weight 0, or eps = 1) contributes 0
+    # even against an infinite NLL, instead of 0 * inf = NaN
+    coef = w_t if smooth is None else (1 - p.eps) * w_t
+    per = xp.where(coef == 0, xp.zeros_like(nll), coef * nll)
     if smooth is not None:
-        per = (1 - p.eps) * per + smooth
+        per = per + smooth
     per = xp.where(p.ignored, xp.zeros_like(per), per)
     nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
     per = xp.where(nan_rows, xp.full_like(per, xp.nan), per)
@@ -219,6 +222,9 @@ def _forward(p: _Problem) -> _Forward:
             # sum of C huge -log p terms may overflow where the loss does not
             coef = p.eps / p.n_classes
             shifted = s.plus_e(s.z) * (-coef)
+            # x - m below -finfo.max overflowed; scaled first, the term is finite
+            over = xp.logical_and(s.z == -xp.inf, xp.isfinite(p.x))
+            shifted = xp.where(over, coef * s.m_safe - coef * p.x, shifted)
             if w_row is not None:
                 shifted = w_row * shifted
             smooth = xp.squeeze(log_sum, axis=ax) * (_weight_total(p) * coef) + xp.sum(

@@ -37,6 +37,33 @@ def _softmax_family(
     return xp, prep, axes
 
 
+def _normalise(
+    func: str,
+    x: Array,
+    axis: Any,
+    where: Array | None,
+    dtype: Any,
+    generic: Any,
+    numpy_fast: Any,
+) -> Array:
+    """Validate, then run ``generic`` (or its NumPy fast path / blocked form) along ``axis``."""
+    xp, prep, axes = _softmax_family(func, x, axis, where, dtype)
+    if has_no_element(prep.x):
+        return xp.astype(prep.x, prep.out_dtype, copy=True)
+    with quiet(xp):
+        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
+            return cast(numpy_fast(prep.x), prep.out_dtype, xp)
+        if can_block(prep.x, axes):
+            return map_row_blocks(
+                lambda rows: generic(rows, (1,), prep.acc, xp=xp),
+                prep.x,
+                int(prep.x.shape[-1]),
+                prep.out_dtype,
+                xp=xp,
+            )
+        return cast(generic(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
+
+
 def softmax(
     x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
 ) -> Array:
@@ -82,21 +109,7 @@ def softmax(
     >>> [float(v) for v in p[1, :]]
     [1.0, 0.0, 0.0]
     """
-    xp, prep, axes = _softmax_family("softmax", x, axis, where, dtype)
-    if has_no_element(prep.x):
-        return xp.astype(prep.x, prep.out_dtype, copy=True)
-    with quiet(xp):
-        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
-            return cast(_numpy_fast.softmax(prep.x), prep.out_dtype, xp)
-        if can_block(prep.x, axes):
-            return map_row_blocks(
-                lambda rows: _generic.softmax(rows, (1,), prep.acc, xp=xp),
-                prep.x,
-                int(prep.x.shape[-1]),
-                prep.out_dtype,
-                xp=xp,
-            )
-        return cast(_generic.softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
+    return _normalise("softmax", x, axis, where, dtype, _generic.softmax, _numpy_fast.softmax)
 
 
 def log_softmax(
@@ -147,21 +160,9 @@ def log_softmax(
     >>> [round(float(v), 4) for v in y]
     [-0.6931, -0.6931, -64.6931]
     """
-    xp, prep, axes = _softmax_family("log_softmax", x, axis, where, dtype)
-    if has_no_element(prep.x):
-        return xp.astype(prep.x, prep.out_dtype, copy=True)
-    with quiet(xp):
-        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
-            return cast(_numpy_fast.log_softmax(prep.x), prep.out_dtype, xp)
-        if can_block(prep.x, axes):
-            return map_row_blocks(
-                lambda rows: _generic.log_softmax(rows, (1,), prep.acc, xp=xp),
-                prep.x,
-                int(prep.x.shape[-1]),
-                prep.out_dtype,
-                xp=xp,
-            )
-        return cast(_generic.log_softmax(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
+    return _normalise(
+        "log_softmax", x, axis, where, dtype, _generic.log_softmax, _numpy_fast.log_softmax
+    )
 
 
 def _check_b(func: str, b: Array, x: Array, xp: Any) -> None:
