@@ -70,7 +70,7 @@ def _run_tests(session: nox.Session, backend: str) -> None:
 
 @nox.session(python=PYTHON)
 def numpy(session: nox.Session) -> None:
-    """NumPy backend (inputs read-only); torch, JAX and Dask are not installed."""
+    """NumPy backend (inputs read-only); torch only as the grid tests' oracle."""
     _run_tests(session, "numpy")
 
 
@@ -143,3 +143,24 @@ def docs(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
     )
+
+
+def _install_measuring_tools(session: nox.Session) -> None:
+    """Every library that the accuracy and speed harnesses compare xsoftmax with."""
+    for name in ("numpy", "torch", "jax", "array-api-strict"):
+        session.install("-r", _requirements(name))
+    session.install("-e", ".[test]", "matplotlib>=3.7")
+
+
+@nox.session(python=PYTHON)
+def accuracy(session: nox.Session) -> None:
+    """Accuracy table in ulps against an mpmath reference (benchmarks/accuracy.py; not in CI)."""
+    _install_measuring_tools(session)
+    session.run("python", "benchmarks/accuracy.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Speed and memory against the anchors, side by side (benchmarks/run.py; not in CI)."""
+    _install_measuring_tools(session)
+    session.run("python", "benchmarks/run.py", *session.posargs)
