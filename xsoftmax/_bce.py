@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._dtypes import is_real_floating
@@ -127,8 +128,6 @@ def binary_cross_entropy_with_logits(
             return cast(loss, prep.out_dtype, xp)
         total = xp.sum(loss, dtype=prep.acc)
         if reduction == "mean":
-            n = 1
-            for s in shape:
-                n *= int(s)
+            n = math.prod(shape)
             total = total / n if n else total * xp.nan
         return cast(total, prep.out_dtype, xp)

@@ -13,6 +13,7 @@ Dask (lazy) and arrays that need autograd take the unblocked generic path.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,9 +40,7 @@ def can_block(x: Array, axes: tuple[int, ...]) -> bool:
         return False
     if getattr(x, "requires_grad", False) or not is_concrete(x):
         return False
-    size = 1
-    for s in x.shape:
-        size *= int(s)
+    size = math.prod(int(s) for s in x.shape)
     return size * _itemsize(x) > 2 * BLOCK_BYTES
 
 
@@ -55,9 +54,7 @@ def _itemsize(x: Array) -> int:
 def row_blocks(x: Array) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` of the blocks of rows of ``x`` viewed as ``(rows, x.shape[-1])``."""
     n_cols = int(x.shape[-1])
-    n_rows = 1
-    for s in x.shape[:-1]:
-        n_rows *= int(s)
+    n_rows = math.prod(int(s) for s in x.shape[:-1])
     step = max(1, BLOCK_BYTES // max(1, n_cols * _itemsize(x)))
     for start in range(0, n_rows, step):
         yield start, min(start + step, n_rows)
@@ -79,9 +76,7 @@ def map_row_blocks(
     """
     lead = tuple(int(s) for s in x.shape[:-1])
     n_cols = int(x.shape[-1])
-    n_rows = 1
-    for s in lead:
-        n_rows *= s
+    n_rows = math.prod(lead)
     flat = xp.reshape(x, (n_rows, n_cols))
     out_shape = (n_rows,) if out_last is None else (n_rows, out_last)
     out = xp.empty(out_shape, dtype=out_dtype, device=array_api_compat.device(x))

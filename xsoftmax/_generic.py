@@ -18,6 +18,7 @@ The kernels keep every row within a few ulps of the correctly rounded value:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,9 +115,7 @@ def accurate_sum(v: Array, axes: tuple[int, ...], *, xp: Any) -> Array:
     Used where no wider accumulation dtype exists (float64 data; float32 on JAX
     without x64), since plain pairwise sums drift by several ulps on long rows.
     """
-    n = 1
-    for a in axes:
-        n *= int(v.shape[a])
+    n = math.prod(int(v.shape[a]) for a in axes)
     sigma = 2.0 ** (max(n, 1).bit_length() + 1)
     q = (v + sigma) - sigma
     remainder = v - q

@@ -9,8 +9,11 @@ a mean of finite losses does not overflow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
+
+from array_api_compat import device
 
 from . import _generic, _numpy_fast
 from ._blocked import can_block, row_blocks
@@ -126,7 +129,7 @@ def _weight_of_targets(p: _Problem) -> Array:
     """``weight[target]`` per sample in the accumulation dtype (ones without weights)."""
     xp = p.xp
     if p.weight is None:
-        return xp.ones(p.target.shape, dtype=p.acc, device=_device(p.x))
+        return xp.ones(p.target.shape, dtype=p.acc, device=device(p.x))
     flat = xp.take(p.weight, xp.reshape(p.target, (-1,)), axis=0)
     return xp.astype(xp.reshape(flat, p.target.shape), p.acc)
 
@@ -154,9 +157,7 @@ def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
             out = total
         else:
             if denominator is None:  # probability targets: the number of samples
-                n = 1
-                for s in per_sample.shape:
-                    n *= int(s)
+                n = math.prod(int(s) for s in per_sample.shape)
                 out = total / n if n else total * xp.nan
             else:
                 out = _safe_divide(total, xp.sum(denominator), xp)
@@ -253,7 +254,7 @@ def _empty_per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """
     xp = p.xp
     shape = tuple(int(s) for i, s in enumerate(p.x.shape) if i != p.axis)
-    per = xp.zeros(shape, dtype=p.acc, device=_device(p.x))
+    per = xp.zeros(shape, dtype=p.acc, device=device(p.x))
     if p.kind == "prob":
         return per, None
     assert p.bad is not None
@@ -281,15 +282,13 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
         return f.per_sample, f.denominator
     xp = p.xp
     lead = tuple(int(s) for s in p.x.shape[:-1])
-    n_rows = 1
-    for s in lead:
-        n_rows *= s
+    n_rows = math.prod(lead)
     x2 = xp.reshape(p.x, (n_rows, p.n_classes))
     rows = (n_rows,) if p.kind == "index" else (n_rows, p.n_classes)
     target = xp.reshape(p.target, rows)
     masks = [None if m is None else xp.reshape(m, (n_rows,)) for m in (p.ignored, p.bad)]
-    per = xp.empty((n_rows,), dtype=p.acc, device=_device(p.x))
-    den = xp.empty((n_rows,), dtype=p.acc, device=_device(p.x)) if p.kind == "index" else None
+    per = xp.empty((n_rows,), dtype=p.acc, device=device(p.x))
+    den = xp.empty((n_rows,), dtype=p.acc, device=device(p.x)) if p.kind == "index" else None
     for start, stop in row_blocks(p.x):
         sub = replace(
             p,
@@ -336,7 +335,7 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
         ) * one_hot(p.target, prob, ax, xp)
         if p.eps > 0:
             w_row = (
-                xp.ones(_ones_shape(p), dtype=dt, device=_device(p.x))
+                xp.ones(_ones_shape(p), dtype=dt, device=device(p.x))
                 if p.weight is None
                 else xp.reshape(p.weight, _class_shape(p))
             )
@@ -350,22 +349,13 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
     coef = xp.sum(wt, axis=ax, keepdims=True)
     grad = coef * prob - wt
     if p.reduction == "mean":
-        n = 1
-        for i, s in enumerate(p.x.shape):
-            if i != ax:
-                n *= int(s)
+        n = math.prod(int(s) for i, s in enumerate(p.x.shape) if i != ax)
         grad = grad / n if n else grad
     return grad
 
 
 def _ones_shape(p: _Problem) -> tuple[int, ...]:
     return tuple(p.n_classes if i == p.axis else 1 for i in range(p.x.ndim))
-
-
-def _device(x: Array) -> Any:
-    from array_api_compat import device
-
-    return device(x)
 
 
 def cross_entropy(
@@ -536,7 +526,7 @@ def cross_entropy_with_grad(
     with quiet(xp):
         if has_no_element(p.x):
             loss = _reduce(p, *_empty_per_sample(p))
-            return loss, xp.zeros(p.x.shape, dtype=p.in_dtype, device=_device(p.x))
+            return loss, xp.zeros(p.x.shape, dtype=p.in_dtype, device=device(p.x))
         f = _forward(p)
         loss = _reduce(p, f.per_sample, f.denominator)
         grad = cast(_gradient(p, f), p.in_dtype, xp)

@@ -68,8 +68,8 @@ class _Buffers:
 
 
 def _blocks(x2: np.ndarray) -> Iterator[tuple[int, int]]:
-    n, c = x2.shape
-    step = max(1, BLOCK_BYTES // max(1, c * 8))
+    n = x2.shape[0]
+    step = _rows_per_block(x2)
     for start in range(0, n, step):
         yield start, min(start + step, n)
 
@@ -123,10 +123,6 @@ def _fix_rows(out: np.ndarray, xb: np.ndarray, bad: np.ndarray, kernel: Any) -> 
     out[idx] = kernel(xb[idx], xp)
 
 
-def _acc(x: np.ndarray) -> Any:
-    return np.float64
-
-
 def log_softmax(x: np.ndarray) -> np.ndarray:
     """Exact log-softmax over the last axis, in ``x``'s dtype."""
     x2 = x.reshape(-1, x.shape[-1])
@@ -143,7 +139,9 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
             np.add(ob, s.e, out=ob)
         ob[s.rows, s.top] = -s.log_sum
         if not s.ok.all():
-            _fix_rows(ob, xb, ~s.ok, lambda r, xp: _generic.log_softmax(r, (1,), _acc(r), xp=xp))
+            _fix_rows(
+                ob, xb, ~s.ok, lambda r, xp: _generic.log_softmax(r, (1,), np.float64, xp=xp)
+            )
     return out.reshape(x.shape)
 
 
@@ -158,7 +156,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
         s.w[s.rows, s.top] = 1.0
         np.divide(s.w, (1.0 + s.rest)[:, None], out=out[a:b], casting="same_kind")
         if not s.ok.all():
-            _fix_rows(out[a:b], xb, ~s.ok, lambda r, xp: _generic.softmax(r, (1,), _acc(r), xp=xp))
+            _fix_rows(
+                out[a:b], xb, ~s.ok, lambda r, xp: _generic.softmax(r, (1,), np.float64, xp=xp)
+            )
     return out.reshape(x.shape)
 
 
@@ -176,7 +176,7 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
                 out[a:b],
                 xb,
                 ~s.ok,
-                lambda r, xp: _generic.logsumexp(r, (1,), _acc(r), xp=xp)[0][:, 0],
+                lambda r, xp: _generic.logsumexp(r, (1,), np.float64, xp=xp)[0][:, 0],
             )
     return out.reshape(x.shape[:-1])
 
@@ -206,19 +206,22 @@ def target_terms(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
         picked[a:b] = zt
         empty[a:b] = s.m == -np.inf
         if not s.ok.all():
-            import array_api_compat.numpy as xp
-
             idx = np.flatnonzero(~s.ok)
-            sh = _generic.shift_by_max(xb[idx], (1,), np.float64, xp=xp)
-            log_sum[a + idx] = _generic.log_total(
-                _generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp
-            )[:, 0]
-            zt_bad = sh.z[np.arange(idx.size), tb[idx]]
-            if sh.e is not None:
-                zt_bad = zt_bad + sh.e[np.arange(idx.size), tb[idx]]
-            picked[a + idx] = zt_bad
+            log_sum[a + idx], picked[a + idx] = _generic_target_terms(xb[idx], tb[idx])
     lead = x.shape[:-1]
     return log_sum.reshape(lead), picked.reshape(lead), empty.reshape(lead)
+
+
+def _generic_target_terms(rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`target_terms` of rows with non-finite statistics, by the generic kernel."""
+    import array_api_compat.numpy as xp
+
+    sh = _generic.shift_by_max(rows, (1,), np.float64, xp=xp)
+    log_sum = _generic.log_total(_generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp)[:, 0]
+    picked = sh.z[np.arange(rows.shape[0]), targets]
+    if sh.e is not None:
+        picked = picked + sh.e[np.arange(rows.shape[0]), targets]
+    return log_sum, picked
 
 
 def _long_row_terms(
@@ -229,8 +232,6 @@ def _long_row_terms(
     Memory stays at a few chunk buffers (no copy of a row), the price of a
     loss that needs only two numbers per row.
     """
-    import array_api_compat.numpy as xp
-
     n, c = x2.shape
     chunk = max(1, BLOCK_BYTES // 32)
     exact64 = x2.dtype == np.float64
@@ -245,12 +246,8 @@ def _long_row_terms(
         m = row[top]
         rest = _chunked_rest(row, m, top, chunk, sigma, zbuf, wbuf, ebuf, tbuf)
         if not (np.isfinite(m) and np.isfinite(rest)):
-            sh = _generic.shift_by_max(row[None, :], (1,), np.float64, xp=xp)
-            log_sum[i] = _generic.log_total(_generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp)[
-                0, 0
-            ]
-            zt = sh.z[0, t1[i]] + (0.0 if sh.e is None else sh.e[0, t1[i]])
-            picked[i], empty[i] = zt, m == -np.inf
+            (log_sum[i],), (picked[i],) = _generic_target_terms(row[None, :], t1[i : i + 1])
+            empty[i] = m == -np.inf
             continue
         log_sum[i] = np.log1p(rest)
         xt = np.float64(row[t1[i]])

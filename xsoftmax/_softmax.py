@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from . import _generic, _numpy_fast
 from ._blocked import can_block, map_row_blocks
 from ._config import fast_paths_enabled
@@ -251,7 +253,7 @@ def logsumexp(
         bc = xp.broadcast_to(cast(b, prep.compute, xp), tuple(x.shape))
     if has_no_element(prep.x):
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        out = xp.full(shape, -xp.inf, dtype=prep.acc, device=_device(x))
+        out = xp.full(shape, -xp.inf, dtype=prep.acc, device=device(x))
         sign = xp.zeros_like(out)
     elif (
         bc is None
@@ -285,9 +287,3 @@ def logsumexp(
     if return_sign:
         return out, cast(sign, prep.out_dtype, xp)
     return out
-
-
-def _device(x: Array) -> Any:
-    from array_api_compat import device
-
-    return device(x)

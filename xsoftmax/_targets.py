@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from ._validation import is_concrete
 
 Array = Any
@@ -60,7 +62,7 @@ def take_class(x: Array, safe: Array, axis: int, xp: Any) -> Array:
     if hasattr(xp, "take_along_axis") and not _is_dask(xp):
         return xp.squeeze(xp.take_along_axis(x, idx, axis=axis), axis=axis)
     classes = xp.reshape(
-        xp.arange(x.shape[axis], dtype=safe.dtype, device=_device(x)),
+        xp.arange(x.shape[axis], dtype=safe.dtype, device=device(x)),
         tuple(-1 if i == axis else 1 for i in range(x.ndim)),
     )
     return xp.sum(xp.where(classes == idx, x, xp.zeros_like(x)), axis=axis)
@@ -69,7 +71,7 @@ def take_class(x: Array, safe: Array, axis: int, xp: Any) -> Array:
 def one_hot(safe: Array, like: Array, axis: int, xp: Any) -> Array:
     """A one-hot array of ``like``'s shape and dtype with ones at ``safe`` along ``axis``."""
     classes = xp.reshape(
-        xp.arange(like.shape[axis], dtype=safe.dtype, device=_device(like)),
+        xp.arange(like.shape[axis], dtype=safe.dtype, device=device(like)),
         tuple(-1 if i == axis else 1 for i in range(like.ndim)),
     )
     return xp.astype(classes == xp.expand_dims(safe, axis=axis), like.dtype)
@@ -77,9 +79,3 @@ def one_hot(safe: Array, like: Array, axis: int, xp: Any) -> Array:
 
 def _is_dask(xp: Any) -> bool:
     return "dask" in getattr(xp, "__name__", "")
-
-
-def _device(x: Array) -> Any:
-    from array_api_compat import device
-
-    return device(x)
