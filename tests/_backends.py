@@ -53,6 +53,21 @@ class Backend:
             out = self.xp.astype(out, self.dtype("bfloat16"))
         return out
 
+    def writable(self, a: Any, dtype: str | None = None) -> Any:
+        """Like :meth:`asarray`, but an array the caller (and a buggy callee) can write into.
+
+        The numpy backend's :meth:`asarray` returns read-only arrays, so a write into an
+        input raises there; here NumPy arrays keep ``WRITEABLE`` set (Dask arrays are
+        built on writable NumPy chunks already; JAX arrays are immutable), so a test can
+        see such a write only by comparing values before and after.
+        """
+        out = self.asarray(a, dtype=dtype)
+        if isinstance(out, np.ndarray) and not out.flags.writeable:
+            out = np.array(out, copy=True)
+        if tuple(out.shape) != np.shape(a):
+            out = self.xp.reshape(out, np.shape(a))
+        return out
+
     def to_numpy(self, a: Any) -> np.ndarray:
         """Bring an array of this backend back to a NumPy array (bfloat16 as float32)."""
         return np.asarray(self._to_numpy(a))

@@ -1,0 +1,217 @@
+"""Inputs are never written into: writable inputs, every public function, every backend.
+
+The ``numpy`` backend of the other test files passes read-only arrays, so a write
+into an input raises there, and a path that writes only into *writable* inputs stays
+invisible. Here every input is writable: NumPy arrays with ``WRITEABLE`` set (and
+writable views of them), torch tensors (with and without ``requires_grad``),
+array-api-strict and JAX arrays, and Dask arrays over writable NumPy chunks. Every
+input array of a case (logits, targets, weights, ``b``, ``where``, ``pos_weight``)
+is copied before the call and compared bit for bit after it (the results are computed
+first, so a lazy write shows too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xsoftmax
+
+N, C = 6, 5
+BIG_ROWS, BIG_C = 1100, 512  # > 2 MiB in float32: the cache-blocked and in-place paths
+
+
+def _logits(dtype: str, n: int = N, c: int = C, seed: int = 0) -> np.ndarray:
+    """Ordinary rows and every kind of extreme row the kernels special-case."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, c)) * 3
+    big = float(np.finfo(dtype if dtype != "bfloat16" else "float32").max) / 2
+    x[1] = -np.inf  # fully -inf row
+    x[2, 0] = np.inf  # a +inf entry
+    x[3, 1] = np.nan  # a NaN entry
+    x[4, :2] = (big, -big)  # extreme finite magnitudes (overflowing shifts)
+    x[5, :3] = (x[5, 0], x[5, 0], -np.inf)  # a tied maximum and a -inf entry
+    return x
+
+
+def _inputs(backend: Any, dtype: str, n: int = N, c: int = C) -> dict[str, Any]:
+    """Writable inputs of ``backend`` for every function (``dtype`` for the floating ones)."""
+    rng = np.random.default_rng(1)
+    x = _logits(dtype, n, c)
+    t = rng.integers(0, c, size=n)
+    t[min(2, n - 1)] = -100
+    raw = {
+        "x": (x, dtype),
+        "xT": (x, dtype),  # made a transposed (c, n) view below: classes on axis 0
+        "x3": (np.moveaxis(x.reshape(n, 1, c), 2, 1), dtype),  # (n, c, 1): class axis 1
+        "t": (t, "int64"),
+        "t32": (t.astype("int32"), "int32"),
+        "t3": (t.reshape(n, 1), "int64"),
+        "pt": (rng.dirichlet(np.ones(c), size=n), dtype),
+        "w": (rng.uniform(0.5, 2.0, size=c), dtype),
+        "b": (rng.uniform(-1, 1, size=(n, c)) * (rng.uniform(size=(n, c)) < 0.8), dtype),
+        "mask": (rng.uniform(size=(n, c)) < 0.7, None),
+        "y": (rng.uniform(size=(n, c)), dtype),
+        "yT": (rng.uniform(size=(n, c)), dtype),
+        "pw": (rng.uniform(0.5, 3.0, size=c), dtype),
+        "lp": (-np.abs(x), dtype),
+    }
+    out = {k: backend.writable(np.asarray(v), dtype=d) for k, (v, d) in raw.items()}
+    for k in ("xT", "yT"):
+        out[k] = backend.xp.permute_dims(out[k], (1, 0))
+    return out
+
+
+X = xsoftmax
+CallT = Callable[[dict[str, Any], Any], Any]  # (inputs, backend) -> result(s)
+
+CALLS: dict[str, list[tuple[str, CallT]]] = {
+    "softmax": [
+        ("axis=-1", lambda a, b: X.softmax(a["x"])),
+        ("axis=0 view", lambda a, b: X.softmax(a["xT"], axis=0)),
+        ("axes (0, 1)", lambda a, b: X.softmax(a["x"], axis=(0, 1))),
+        ("where", lambda a, b: X.softmax(a["x"], where=a["mask"])),
+        ("dtype", lambda a, b: X.softmax(a["x"], dtype=b.dtype("float64"))),
+    ],
+    "log_softmax": [
+        ("axis=-1", lambda a, b: X.log_softmax(a["x"])),
+        ("axis=0 view", lambda a, b: X.log_softmax(a["xT"], axis=0)),
+        ("where axis=0", lambda a, b: X.log_softmax(a["x"], axis=0, where=a["mask"])),
+        ("class axis 1", lambda a, b: X.log_softmax(a["x3"], axis=1)),
+    ],
+    "logsumexp": [
+        ("all axes", lambda a, b: X.logsumexp(a["x"])),
+        ("axis=1 keepdims", lambda a, b: X.logsumexp(a["x"], axis=1, keepdims=True)),
+        ("b sign", lambda a, b: X.logsumexp(a["x"], axis=1, b=a["b"], return_sign=True)),
+        ("b axis=0", lambda a, b: X.logsumexp(a["x"], axis=0, b=a["b"])),
+        ("where", lambda a, b: X.logsumexp(a["x"], axis=-1, where=a["mask"])),
+        ("b where", lambda a, b: X.logsumexp(a["x"], axis=0, b=a["b"], where=a["mask"])),
+    ],
+    "cross_entropy": [
+        ("index weight", lambda a, b: X.cross_entropy(a["x"], a["t"], weight=a["w"])),
+        (
+            "index smoothing none",
+            lambda a, b: X.cross_entropy(
+                a["x"], a["t32"], weight=a["w"], label_smoothing=0.2, reduction="none"
+            ),
+        ),
+        ("index axis=0", lambda a, b: X.cross_entropy(a["xT"], a["t"], axis=0, reduction="sum")),
+        ("index axis=1 3-d", lambda a, b: X.cross_entropy(a["x3"], a["t3"], axis=1)),
+        ("prob weight", lambda a, b: X.cross_entropy(a["x"], a["pt"], weight=a["w"])),
+        (
+            "prob smoothing none",
+            lambda a, b: X.cross_entropy(a["x"], a["pt"], label_smoothing=0.1, reduction="none"),
+        ),
+    ],
+    "nll_loss": [
+        ("weight none", lambda a, b: X.nll_loss(a["lp"], a["t"], weight=a["w"], reduction="none")),
+        ("mean", lambda a, b: X.nll_loss(a["x"], a["t32"])),
+        ("axis=0", lambda a, b: X.nll_loss(a["xT"], a["t"], axis=0, weight=a["w"])),
+    ],
+    "cross_entropy_with_grad": [
+        (
+            "index weight smoothing",
+            lambda a, b: X.cross_entropy_with_grad(
+                a["x"], a["t"], weight=a["w"], label_smoothing=0.3
+            ),
+        ),
+        (
+            "index none axis=0",
+            lambda a, b: X.cross_entropy_with_grad(a["xT"], a["t"], axis=0, reduction="none"),
+        ),
+        (
+            "prob weight",
+            lambda a, b: X.cross_entropy_with_grad(
+                a["x"], a["pt"], weight=a["w"], reduction="sum"
+            ),
+        ),
+    ],
+    "binary_cross_entropy_with_logits": [
+        ("plain", lambda a, b: X.binary_cross_entropy_with_logits(a["x"], a["y"])),
+        (
+            "weight pos_weight none",
+            lambda a, b: X.binary_cross_entropy_with_logits(
+                a["x"], a["y"], weight=a["y"], pos_weight=a["pw"], reduction="none"
+            ),
+        ),
+        (
+            "view sum",
+            lambda a, b: X.binary_cross_entropy_with_logits(
+                a["xT"], a["yT"], weight=a["yT"], reduction="sum"
+            ),
+        ),
+    ],
+}
+
+
+def _bits(backend: Any, a: Any) -> np.ndarray:
+    """A NumPy copy of ``a``'s values (computing a lazy array), as raw bytes."""
+    v = np.array(backend.to_numpy(a), copy=True)
+    return np.frombuffer(np.ascontiguousarray(v).tobytes(), dtype=np.uint8)
+
+
+def _run_and_check(backend: Any, inputs: dict[str, Any], what: str, call: CallT) -> None:
+    before = {k: _bits(backend, v) for k, v in inputs.items()}
+    versions = {k: getattr(v, "_version", None) for k, v in inputs.items()}
+    res = call(inputs, backend)
+    for r in res if isinstance(res, tuple) else (res,):
+        backend.to_numpy(r)  # evaluate lazy results before looking at the inputs
+    for k, v in inputs.items():
+        after = _bits(backend, v)
+        assert np.array_equal(after, before[k]), f"{backend.name} {what}: input {k!r} was written"
+        assert getattr(v, "_version", None) == versions[k], (
+            f"{backend.name} {what}: input {k!r} was written in place (torch version counter)"
+        )
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # Dask: compute-time warnings of NumPy
+@pytest.mark.parametrize("func", sorted(CALLS))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_writable_inputs_never_written(backend: Any, func: str, dtype: str) -> None:
+    """Every input of every call is bitwise unchanged after it, extreme rows included."""
+    if dtype not in backend.float_dtypes():
+        pytest.skip(f"{backend.name} has no {dtype}")
+    inputs = _inputs(backend, dtype)
+    if backend.name == "numpy":
+        assert all(v.flags.writeable for v in inputs.values())
+    for what, call in CALLS[func]:
+        _run_and_check(backend, inputs, f"{func} {what} {dtype}", call)
+
+
+@pytest.mark.parametrize("func", sorted(CALLS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_writable_inputs_never_written_large(backend: Any, func: str, dtype: str) -> None:
+    """Inputs large enough for the cache-blocked drivers and the NumPy in-place kernels."""
+    if backend.lazy or backend.name == "jax":
+        pytest.skip("the blocked drivers run on eager, writable arrays only")
+    inputs = _inputs(backend, dtype, BIG_ROWS, BIG_C)
+    for what, call in CALLS[func]:
+        if "view" in what or "axis=0" in what:
+            continue  # the blocked paths reduce over the last axis
+        _run_and_check(backend, inputs, f"{func} {what} {dtype} large", call)
+
+
+@pytest.mark.parametrize("func", sorted(CALLS))
+def test_torch_requires_grad_inputs_never_written(backend: Any, func: str) -> None:
+    """torch tensors that require grad: unchanged after the call and after backward()."""
+    if not backend.name.startswith("torch"):
+        pytest.skip("torch only")
+    import torch
+
+    inputs = _inputs(backend, "float64")
+    for v in inputs.values():
+        if v.is_floating_point():
+            v.requires_grad_(True)
+    for what, call in CALLS[func]:
+
+        def with_backward(a: dict[str, Any], b: Any, call: CallT = call) -> Any:
+            res = call(a, b)
+            out = res[0] if isinstance(res, tuple) else res
+            if out.requires_grad:
+                out[torch.isfinite(out)].sum().backward()
+            return res
+
+        _run_and_check(backend, inputs, f"{func} {what} requires_grad", with_backward)
