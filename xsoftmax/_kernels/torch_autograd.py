@@ -1,0 +1,381 @@
+"""torch autograd Functions for the softmax family, logsumexp and the target NLL.
+
+Each operation is one :class:`torch.autograd.Function`:
+
+* forward: the fused CPU kernel of :mod:`xsoftmax._kernels.cpu` on the tensor's
+  own memory (a zero-copy NumPy view) for a plain CPU float32/float64 tensor
+  reduced over its last axis, otherwise the generic kernels of
+  :mod:`xsoftmax._generic` with torch operations;
+* backward and jvp: analytic, from the saved outputs, written with
+  differentiable torch operations, so that double backward, ``torch.func``
+  Hessians and forward-mode derivatives are right, also where the row maximum
+  is tied (the derivative never goes through ``max``);
+* ``generate_vmap_rule``: under ``torch.func.vmap`` (and inside ``torch.compile``)
+  the forward takes the generic torch path, which both can trace.
+
+A row whose entries are all ``-inf`` gets a zero gradient, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat.torch as xpt
+import torch
+import torch.autograd.forward_ad as _forward_ad
+
+from .. import _generic
+from .._config import fast_paths_enabled
+
+Array = Any
+
+_FLOATS = (torch.float32, torch.float64)
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_cpu_module: list[Any] = []  # [] not looked up yet; [None] unavailable; [module]
+
+
+def _cpu() -> Any:
+    """The numba kernel module, or None where it cannot be imported."""
+    if not _cpu_module:
+        try:
+            from . import cpu
+        except ImportError:  # numba not installed, or the module is missing
+            cpu = None  # type: ignore[assignment]
+        _cpu_module.append(cpu)
+    return _cpu_module[0]
+
+
+def _plain(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds concrete values now: not traced, compiled or transformed."""
+    return (
+        type(x) in _PLAIN_TYPES
+        and not torch.compiler.is_compiling()
+        and not _is_wrapped(x)
+        and x.device.type != "meta"
+    )
+
+
+def _rows(x: torch.Tensor, axes: tuple[int, ...]) -> Any:
+    """``x`` as a 2-D C-contiguous NumPy array of rows for the fused kernel, or None."""
+    if (
+        axes != (x.ndim - 1,)
+        or x.dtype not in _FLOATS
+        or x.device.type != "cpu"
+        or x.layout != torch.strided
+        or x.numel() == 0
+        or not fast_paths_enabled()
+        or not _plain(x)
+    ):
+        return None
+    cpu = _cpu()
+    if cpu is None or not cpu.available():
+        return None
+    t = x.detach()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    rows = t.view(-1, int(x.shape[-1])).numpy()
+    return rows if cpu.eligible(rows) else None
+
+
+def _keep(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else int(n) for i, n in enumerate(shape))
+
+
+def _dims(axes: tuple[int, ...]) -> list[int]:
+    return list(axes)
+
+
+# --------------------------------------------------------------------------------------
+# forwards (no autograd recording)
+# --------------------------------------------------------------------------------------
+def _family_forward(op: str, x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
+    rows = _rows(x, axes)
+    if rows is not None:
+        out = getattr(_cpu(), op)(rows)
+        return torch.from_numpy(out).view(x.shape)
+    if x.numel() == 0:
+        return torch.zeros_like(x) if op == "softmax" else x.clone()
+    with torch.no_grad():
+        y = getattr(_generic, op)(x, axes, acc, xp=xpt)
+    return y.to(x.dtype)
+
+
+def _lse_forward(x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
+    rows = _rows(x, axes)
+    if rows is not None:
+        out = torch.from_numpy(_cpu().logsumexp(rows))
+        return out.to(acc).view(_keep(tuple(x.shape), axes))
+    if any(int(x.shape[a]) == 0 for a in axes):
+        return torch.full(_keep(tuple(x.shape), axes), -torch.inf, dtype=acc, device=x.device)
+    with torch.no_grad():
+        out = _generic.logsumexp(x, axes, acc, xp=xpt)[0]
+    return out.to(acc)
+
+
+def _take(x: torch.Tensor, target: torch.Tensor, axis: int) -> torch.Tensor:
+    return torch.gather(x, axis, target.unsqueeze(axis)).squeeze(axis)
+
+
+def _one_hot(target: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
+    n = int(like.shape[axis])
+    classes = torch.arange(n, device=like.device).view(
+        [-1 if i == axis else 1 for i in range(like.ndim)]
+    )
+    return (classes == target.unsqueeze(axis)).to(like.dtype)
+
+
+_NONE = torch.empty(0)
+
+
+def _nll_forward(
+    x: torch.Tensor, target: torch.Tensor, axis: int, acc: Any, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nll, empty, grad rows or empty, lse or empty)``; grad rows = softmax - onehot."""
+    ax = axis % x.ndim
+    rows = _rows(x, (ax,))
+    cpu = _cpu()
+    if rows is not None:
+        t = target.reshape(-1).to(torch.int64).contiguous().numpy()
+        if with_grad:
+            scale = torch.ones(rows.shape[0], dtype=torch.float64).numpy()
+            nll_np, grad_np = cpu.nll_and_grad(rows, t, scale)
+            nll = torch.from_numpy(nll_np)
+            grad = torch.from_numpy(grad_np).view(x.shape)
+            if bool(torch.isfinite(nll).all()):
+                empty = torch.zeros(nll.shape, dtype=torch.bool)
+            else:
+                empty = torch.from_numpy(cpu.target_nll(rows, t)[1])
+        else:
+            nll_np, empty_np = cpu.target_nll(rows, t)
+            nll, empty, grad = torch.from_numpy(nll_np), torch.from_numpy(empty_np), _NONE
+        shape = tuple(target.shape)
+        return nll.to(acc).view(shape), empty.view(shape), grad, _NONE
+    with torch.no_grad():
+        s = _generic.shift_by_max(x, (ax,), acc, xp=xpt)
+        log_sum = _generic.log_total(_generic.row_sums(s, (ax,), acc, xp=xpt), xp=xpt)
+        safe = target.to(torch.int64)
+        nll = log_sum.squeeze(ax) - _take(s.z, safe, ax).to(acc)
+        if s.e is not None:
+            nll = nll - _take(s.e, safe, ax).to(acc)
+        empty = (s.m == -torch.inf).squeeze(ax)
+        lse = s.m_safe.to(acc) + log_sum
+    return nll, empty, _NONE, lse
+
+
+# --------------------------------------------------------------------------------------
+# the Functions
+# --------------------------------------------------------------------------------------
+def _empty_rows(y: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor | None:
+    """Mask of the rows of a log_softmax output that are all ``-inf`` (None: no such row)."""
+    if _plain(y) and axes == (y.ndim - 1,):
+        if not bool(torch.isneginf(y[..., :1]).any()):  # a cheap necessary condition
+            return None
+    return torch.amax(y, dim=_dims(axes), keepdim=True) == -torch.inf
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """The non-tensor arguments of a Function, as one leaf (not a pytree: vmap needs that)."""
+
+    op: str
+    axes: tuple[int, ...]
+    acc: Any
+
+
+class _SoftmaxFamily(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, spec: _Spec) -> torch.Tensor:
+        return _family_forward(spec.op, x, spec.axes, spec.acc)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        _, spec = inputs
+        ctx.op, ctx.axes = spec.op, spec.axes
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        (y,) = ctx.saved_tensors
+        return _family_vjp(ctx.op, ctx.axes, y, g), None
+
+    @staticmethod
+    def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        dims = _dims(ctx.axes)
+        t = x_t.to(y.dtype)
+        if ctx.op == "softmax":
+            return y * (t - (y * t).sum(dim=dims, keepdim=True))
+        out = t - (torch.exp(y) * t).sum(dim=dims, keepdim=True)
+        empty = _empty_rows(y, ctx.axes)
+        return out if empty is None else torch.where(empty, torch.zeros_like(out), out)
+
+
+def _family_vjp(op: str, axes: tuple[int, ...], y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``J^T g`` of softmax / log_softmax from the output ``y``, differentiable."""
+    g = g.to(y.dtype)
+    dims = _dims(axes)
+    if op == "softmax":
+        if len(axes) == 1:
+            return torch._softmax_backward_data(g, y, axes[0], y.dtype)
+        return y * (g - (g * y).sum(dim=dims, keepdim=True))
+    if len(axes) == 1:
+        gx = torch._log_softmax_backward_data(g, y, axes[0], y.dtype)
+    else:
+        gx = g - torch.exp(y) * g.sum(dim=dims, keepdim=True)
+    empty = _empty_rows(y, axes)
+    return gx if empty is None else torch.where(empty, torch.zeros_like(gx), gx)
+
+
+def _softmax_of(x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
+    """softmax(x) along ``axes``, differentiable through :class:`_SoftmaxFamily`."""
+    return _SoftmaxFamily.apply(x, _Spec("softmax", axes, acc))
+
+
+class _LogSumExp(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, spec: _Spec) -> torch.Tensor:
+        return _lse_forward(x, spec.axes, spec.acc)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, spec = inputs
+        ctx.axes = spec.axes
+        ctx.save_for_backward(x, output)
+        ctx.save_for_forward(x, output)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        x, out = ctx.saved_tensors
+        return (g * _lse_weights(x, out)).to(x.dtype), None
+
+    @staticmethod
+    def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> torch.Tensor:
+        x, out = ctx.saved_tensors
+        return (_lse_weights(x, out) * x_t.to(out.dtype)).sum(dim=_dims(ctx.axes), keepdim=True)
+
+
+def _lse_weights(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``exp(x - logsumexp(x))`` in the output's dtype; 0 in rows with no finite entry."""
+    p = torch.exp(x.to(out.dtype) - out)
+    return torch.where(out == -torch.inf, torch.zeros_like(p), p)
+
+
+class _TargetNLL(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        x: torch.Tensor, target: torch.Tensor, spec: _Spec
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return _nll_forward(x, target, spec.axes[0], spec.acc, with_grad=True)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+        x, target, spec = inputs
+        ctx.acc = spec.acc
+        ctx.axis = spec.axes[0] % x.ndim
+        _, empty, grad, lse = output
+        ctx.mark_non_differentiable(empty, grad, lse)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, target, grad, lse)
+        ctx.save_for_forward(x, target)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor | None, *_: Any) -> tuple[Any, ...]:
+        if g is None:
+            return None, None, None
+        x, target, grad, lse = ctx.saved_tensors
+        ax = ctx.axis
+        gu = g.unsqueeze(ax)
+        if torch.is_grad_enabled() or not _plain(x):  # double backward, transforms
+            p = _softmax_of(x, (ax,), ctx.acc)
+            gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
+        elif grad.numel() or not lse.numel():  # the fused kernel's softmax - onehot
+            gx = gu.to(grad.dtype) * grad
+        else:
+            p = _lse_weights(x, lse)
+            gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
+        return gx.to(x.dtype), None, None
+
+    @staticmethod
+    def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> tuple[Any, ...]:
+        x, target = ctx.saved_tensors
+        ax = ctx.axis
+        p = _softmax_of(x, (ax,), ctx.acc)
+        t = x_t.to(p.dtype)
+        d = (p * t).sum(dim=ax) - _take(t, target, ax)
+        return d.to(ctx.acc), None, None, None
+
+
+# --------------------------------------------------------------------------------------
+# the interface of KERNELS.md
+# --------------------------------------------------------------------------------------
+def _tracked(x: torch.Tensor) -> bool:
+    """Whether a derivative may be taken through ``x`` (autograd, forward AD or a transform)."""
+    if not _plain(x):
+        return True
+    if x.requires_grad and torch.is_grad_enabled():
+        return True
+    return _forward_ad._current_level >= 0  # inside a dual_level(): forward-mode AD
+
+
+def softmax_family(op: str, x: Array, axes: tuple[int, ...], acc: Any) -> Array:
+    """``op`` ("softmax" or "log_softmax") of ``x`` over ``axes``, in ``x``'s dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from xsoftmax._kernels import torch_autograd
+    >>> x = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    >>> torch_autograd.softmax_family("log_softmax", x, (1,), torch.float64).exp()
+    tensor([[0.5000, 0.5000]], grad_fn=<ExpBackward0>)
+    """
+    if not _tracked(x):
+        return _family_forward(op, x, axes, acc)
+    return _SoftmaxFamily.apply(x, _Spec(op, tuple(axes), acc))
+
+
+def logsumexp(x: Array, axes: tuple[int, ...], acc: Any) -> Array:
+    """``log Σ exp(x)`` over ``axes`` with kept dims, in ``acc``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from xsoftmax._kernels import torch_autograd
+    >>> torch_autograd.logsumexp(torch.zeros(1, 4), (1,), torch.float64)
+    tensor([[1.3863]], dtype=torch.float64)
+    """
+    if not _tracked(x):
+        return _lse_forward(x, axes, acc)
+    return _LogSumExp.apply(x, _Spec("logsumexp", tuple(axes), acc))
+
+
+def target_nll(x: Array, target: Array, axis: int, acc: Any) -> tuple[Array, Array]:
+    """``(logsumexp(x) - x[target], empty)`` per sample along the class axis ``axis``.
+
+    ``target`` holds valid class indices (ignored ones replaced by 0). The NLL is
+    in ``acc`` and has gradient ``g * (softmax(x) - onehot(target))``; ``empty``
+    marks the rows whose maximum is ``-inf``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from xsoftmax._kernels import torch_autograd
+    >>> x = torch.zeros(1, 2, requires_grad=True)
+    >>> nll, empty = torch_autograd.target_nll(x, torch.tensor([1]), 1, torch.float64)
+    >>> nll.sum().backward()
+    >>> x.grad
+    tensor([[ 0.5000, -0.5000]])
+    """
+    if not _tracked(x):
+        nll, empty, _, _ = _nll_forward(x, target, axis, acc, with_grad=False)
+        return nll, empty
+    nll, empty, _, _ = _TargetNLL.apply(x, target, _Spec("nll", (axis,), acc))
+    return nll, empty
