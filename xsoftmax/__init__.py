@@ -13,6 +13,7 @@ Examples
 """
 
 from ._bce import binary_cross_entropy_with_logits
+from ._linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from ._losses import cross_entropy, cross_entropy_with_grad, nll_loss
 from ._softmax import log_softmax, logsumexp, softmax
 
@@ -23,6 +24,8 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "cross_entropy_with_grad",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "log_softmax",
     "logsumexp",
     "nll_loss",

@@ -1,0 +1,72 @@
+"""``linear_cross_entropy`` under torch autograd: forward keeps no logits, backward recomputes.
+
+The forward pass keeps ``input`` (flattened, in the compute dtype),
+``linear_weight``, ``linear_bias`` and three numbers per row (the maximum, the
+sum of exponentials, logsumexp); the backward pass sweeps the class chunks
+again and returns the exact gradients of the reduced loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from . import _linear_loss
+from ._linear_problem import Problem
+from ._linear_sweep import Finished
+
+Array = Any
+
+
+def _empty(p: Problem) -> bool:
+    return p.n_rows == 0 or p.n_classes == 0
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any, w: Any, b: Any, p: Problem) -> Any:  # type: ignore[override]
+        p = replace(p, x=x, w=w, b=b)
+        fin = None if _empty(p) else _linear_loss.forward(p)
+        loss = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
+        ctx.problem = replace(p, x=None, w=None, b=None)
+        ctx.has_bias = b is not None
+        if fin is None:
+            ctx.save_for_backward(x, w, b)
+            ctx.fin = None
+        else:
+            ctx.save_for_backward(x, w, b, fin.m, fin.total, fin.lse)
+            ctx.fin = (fin.nll, fin.soft, fin.empty)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:  # type: ignore[override]
+        saved = ctx.saved_tensors
+        x, w, b = saved[:3]
+        p = replace(ctx.problem, x=x, w=w, b=b)
+        if ctx.fin is None:
+            dx, dw = torch.zeros_like(x), torch.zeros_like(w)
+            db = None if b is None else torch.zeros_like(b)
+        else:
+            m, total, lse = saved[3:]
+            nll, soft, empty = ctx.fin
+            fin = Finished(m=m, total=total, lse=lse, nll=nll, soft=soft, empty=empty)
+            coefs = _linear_loss.grad_coefs(p, fin, grad)
+            dx, dw, db = _linear_loss.backward(p, fin, coefs)
+        dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
+        if db is not None and b is not None and db.dtype != b.dtype:
+            db = db.to(b.dtype)
+        return dx, dw, db, None
+
+
+def needs_autograd(p: Problem) -> bool:
+    """Whether a torch problem must be differentiable (grad mode on, an input requiring grad)."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(getattr(a, "requires_grad", False) for a in (p.x, p.w, p.b))
+
+
+def loss(p: Problem) -> Any:
+    """The reduced loss, differentiable through a :class:`torch.autograd.Function`."""
+    return _LinearCrossEntropy.apply(p.x, p.w, p.b, p)
