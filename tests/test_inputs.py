@@ -215,3 +215,99 @@ def test_torch_requires_grad_inputs_never_written(backend: Any, func: str) -> No
             return res
 
         _run_and_check(backend, inputs, f"{func} {what} requires_grad", with_backward)
+
+
+# --------------------------------------------------------------------------------------
+# Arrays of the wrong kind: None, numpy.ma.MaskedArray, sparse torch tensors
+# --------------------------------------------------------------------------------------
+# func -> (required positional arrays, optional array keywords)
+SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "softmax": (("x",), ("where",)),
+    "log_softmax": (("x",), ("where",)),
+    "logsumexp": (("x",), ("b", "where")),
+    "cross_entropy": (("logits", "target"), ("weight",)),
+    "cross_entropy_with_grad": (("logits", "target"), ("weight",)),
+    "nll_loss": (("log_probs", "target"), ("weight",)),
+    "binary_cross_entropy_with_logits": (("logits", "target"), ("weight", "pos_weight")),
+}
+ARGS = [(f, a) for f, (req, opt) in SIGNATURES.items() for a in (*req, *opt)]
+REQUIRED = [(f, a) for f, (req, _) in SIGNATURES.items() for a in req]
+ELEMENTWISE = ("binary_cross_entropy_with_logits",)
+
+
+def _valid(func: str, name: str) -> np.ndarray:
+    """A valid NumPy value of argument ``name`` of ``func`` (logits of shape (N, C))."""
+    rng = np.random.default_rng(7)
+    if name in ("x", "logits", "log_probs"):
+        return rng.normal(size=(N, C))
+    if name == "target":
+        if func in ELEMENTWISE:
+            return rng.uniform(size=(N, C))
+        return rng.integers(0, C, size=N)
+    if name == "where":
+        return rng.uniform(size=(N, C)) < 0.7
+    if name == "b" or (name == "weight" and func in ELEMENTWISE):
+        return rng.uniform(0.5, 2.0, size=(N, C))
+    return rng.uniform(0.5, 2.0, size=C)  # class weights, pos_weight
+
+
+def _call_with(func: str, convert: Callable[[np.ndarray], Any], **given: Any) -> Any:
+    """Call ``func`` with every array argument valid (converted), except those ``given``."""
+    req, opt = SIGNATURES[func]
+    values = {n: given[n] if n in given else convert(_valid(func, n)) for n in (*req, *opt)}
+    return getattr(xsoftmax, func)(*(values[n] for n in req), **{n: values[n] for n in opt})
+
+
+def _raises_naming(exc: type[Exception], name: str, fn: Callable[[], Any]) -> str:
+    from oracles import names_argument
+
+    with pytest.raises(exc) as info:
+        fn()
+    msg = str(info.value)
+    assert names_argument(msg, name), f"message does not name `{name}`: {msg!r}"
+    return msg
+
+
+@pytest.mark.parametrize(("func", "arg"), REQUIRED)
+def test_none_for_a_required_array(backend: Any, func: str, arg: str) -> None:
+    """None in place of a required array: TypeError naming it (not AttributeError)."""
+    msg = _raises_naming(TypeError, arg, lambda: _call_with(func, backend.asarray, **{arg: None}))
+    assert func in msg, msg
+    assert "None" in msg, msg
+
+
+@pytest.mark.parametrize(("func", "arg"), ARGS)
+@pytest.mark.parametrize("masked", ["some", "nomask"])
+def test_masked_array_is_refused(func: str, arg: str, masked: str) -> None:
+    """numpy.ma.MaskedArray anywhere: TypeError naming it and pointing to ``where=``
+    (its mask would otherwise be ignored, and masked data would take part)."""
+    data = _valid(func, arg)
+    mask = np.zeros(data.shape, bool) if masked == "nomask" else (np.arange(data.size) % 3 == 0)
+    value = np.ma.MaskedArray(data, mask=mask.reshape(data.shape))
+    msg = _raises_naming(TypeError, arg, lambda: _call_with(func, np.asarray, **{arg: value}))
+    assert "MaskedArray" in msg, msg
+    assert "where=" in msg, msg
+
+
+TORCH_LAYOUTS = ("coo", "csr", "csc", "bsr", "bsc")
+
+
+@pytest.mark.filterwarnings("ignore:Sparse .* support is in beta:UserWarning")
+@pytest.mark.parametrize(("func", "arg"), ARGS)
+@pytest.mark.parametrize("layout", TORCH_LAYOUTS)
+def test_sparse_torch_tensor_is_refused(func: str, arg: str, layout: str) -> None:
+    """Sparse torch tensors (COO, CSR, CSC, BSR, BSC): TypeError naming the argument."""
+    torch = pytest.importorskip("torch")
+    dense = torch.asarray(_valid(func, arg))
+    if dense.ndim != 2 and layout != "coo":
+        pytest.skip("compressed layouts are 2-D")
+    sparse = {
+        "coo": lambda: dense.to_sparse(),
+        "csr": lambda: dense.to_sparse_csr(),
+        "csc": lambda: dense.to_sparse_csc(),
+        "bsr": lambda: dense.to_sparse_bsr((1, 1)),
+        "bsc": lambda: dense.to_sparse_bsc((1, 1)),
+    }[layout]()
+    msg = _raises_naming(TypeError, arg, lambda: _call_with(func, torch.asarray, **{arg: sparse}))
+    assert "sparse" in msg, msg
+    assert "dense" in msg, msg

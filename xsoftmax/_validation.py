@@ -30,14 +30,27 @@ def _library(x: Any) -> str:
     return module or type(x).__name__
 
 
-def namespace_of(func: str, **arrays: Any) -> Any:
-    """The one array namespace shared by the named arrays (``None`` values are skipped).
+OPTIONAL_ARRAYS = frozenset({"where", "b", "weight", "pos_weight"})
+"""The array arguments that may be ``None``; every other one is required."""
 
-    Raises ``TypeError`` for something that is not an array, or for arrays of two
-    libraries, and ``ValueError`` for arrays on two devices; each message names the
-    arguments.
+_HAS_WHERE = ("softmax", "log_softmax", "logsumexp")
+
+
+def namespace_of(func: str, **arrays: Any) -> Any:
+    """The one array namespace shared by the named arrays.
+
+    ``None`` is skipped for the optional arrays (:data:`OPTIONAL_ARRAYS`) and is a
+    ``TypeError`` for the others. Raises ``TypeError`` for something that is not a
+    (dense, unmasked) array, or for arrays of two libraries, and ``ValueError`` for
+    arrays on two devices; each message names the arguments.
     """
-    named = {name: a for name, a in arrays.items() if a is not None}
+    named: dict[str, Any] = {}
+    for name, a in arrays.items():
+        if a is not None:
+            named[name] = a
+        elif name not in OPTIONAL_ARRAYS:
+            msg = f"{func}: `{name}` is required and must be an array, got None"
+            raise TypeError(msg)
     if all(_is_plain_ndarray(a) for a in named.values()):
         # the common case, without array_api_compat's general lookup: one library
         # (NumPy), one device (the CPU)
@@ -46,6 +59,7 @@ def namespace_of(func: str, **arrays: Any) -> Any:
         return np_namespace
     spaces: dict[str, Any] = {}
     for name, a in named.items():
+        _check_kind(func, name, a)
         if not array_api_compat.is_array_api_obj(a) or isinstance(a, (bool, int, float, complex)):
             msg = (
                 f"{func}: `{name}` must be an array (NumPy, PyTorch, JAX, CuPy, Dask or any "
@@ -78,6 +92,36 @@ def namespace_of(func: str, **arrays: Any) -> Any:
             )
             raise ValueError(msg)
     return spaces[first]
+
+
+def _check_kind(func: str, name: str, a: Any) -> None:
+    """Refuse array kinds whose meaning the kernels would silently drop or cannot run.
+
+    ``numpy.ma.MaskedArray``: its mask would be ignored (masked data would take
+    part). Sparse torch tensors (COO, CSR, CSC, BSR, BSC): most operations are not
+    implemented for them.
+    """
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(a, ma.MaskedArray):
+        how = (
+            f"pass `where=~np.ma.getmaskarray(...)` to {func}"
+            if func in _HAS_WHERE
+            else "express it with `where=` in softmax/log_softmax/logsumexp, or here with "
+            "`ignore_index` or a zero `weight`"
+        )
+        msg = (
+            f"{func}: `{name}` is a numpy.ma.MaskedArray, whose mask would be ignored; pass "
+            f"the plain data (`np.ma.getdata({name})`) and give the mask explicitly: {how}"
+        )
+        raise TypeError(msg)
+    if array_api_compat.is_torch_array(a):
+        torch = sys.modules["torch"]
+        if a.layout != torch.strided:
+            msg = (
+                f"{func}: `{name}` is a sparse torch tensor (layout {a.layout}); pass a dense "
+                f"(strided) tensor, e.g. `{name}.to_dense()`"
+            )
+            raise TypeError(msg)
 
 
 def check_floating(func: str, name: str, x: Any, xp: Any) -> None:
