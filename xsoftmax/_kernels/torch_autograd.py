@@ -42,7 +42,7 @@ def _cpu() -> Any:
         try:
             from . import cpu
         except ImportError:  # numba not installed, or the module is missing
-            cpu = None  # type: ignore[assignment]
+            cpu = None
         _cpu_module.append(cpu)
     return _cpu_module[0]
 
@@ -79,6 +79,13 @@ def _rows(x: torch.Tensor, axes: tuple[int, ...]) -> Any:
     return rows if cpu.eligible(rows) else None
 
 
+def _quiet() -> Any:
+    """NumPy's errstate silencing the floating-point warnings of the kernels' fallbacks."""
+    import numpy as np
+
+    return np.errstate(all="ignore")
+
+
 def _keep(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else int(n) for i, n in enumerate(shape))
 
@@ -93,7 +100,8 @@ def _dims(axes: tuple[int, ...]) -> list[int]:
 def _family_forward(op: str, x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
     rows = _rows(x, axes)
     if rows is not None:
-        out = getattr(_cpu(), op)(rows)
+        with _quiet():
+            out = getattr(_cpu(), op)(rows)
         return torch.from_numpy(out).view(x.shape)
     if x.numel() == 0:
         return torch.zeros_like(x) if op == "softmax" else x.clone()
@@ -105,7 +113,8 @@ def _family_forward(op: str, x: torch.Tensor, axes: tuple[int, ...], acc: Any) -
 def _lse_forward(x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
     rows = _rows(x, axes)
     if rows is not None:
-        out = torch.from_numpy(_cpu().logsumexp(rows))
+        with _quiet():
+            out = torch.from_numpy(_cpu().logsumexp(rows))
         return out.to(acc).view(_keep(tuple(x.shape), axes))
     if any(int(x.shape[a]) == 0 for a in axes):
         return torch.full(_keep(tuple(x.shape), axes), -torch.inf, dtype=acc, device=x.device)
@@ -129,15 +138,13 @@ def _one_hot(target: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tenso
 _NONE = torch.empty(0)
 
 
-def _nll_forward(
-    x: torch.Tensor, target: torch.Tensor, axis: int, acc: Any, with_grad: bool
+def _nll_kernel(
+    rows: Any, x: torch.Tensor, target: torch.Tensor, acc: Any, with_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(nll, empty, grad rows or empty, lse or empty)``; grad rows = softmax - onehot."""
-    ax = axis % x.ndim
-    rows = _rows(x, (ax,))
+    """The fused kernel's ``(nll, empty, softmax - onehot or empty, empty)``."""
     cpu = _cpu()
-    if rows is not None:
-        t = target.reshape(-1).to(torch.int64).contiguous().numpy()
+    t = target.reshape(-1).to(torch.int64).contiguous().numpy()
+    with _quiet():
         if with_grad:
             scale = torch.ones(rows.shape[0], dtype=torch.float64).numpy()
             nll_np, grad_np = cpu.nll_and_grad(rows, t, scale)
@@ -150,8 +157,18 @@ def _nll_forward(
         else:
             nll_np, empty_np = cpu.target_nll(rows, t)
             nll, empty, grad = torch.from_numpy(nll_np), torch.from_numpy(empty_np), _NONE
-        shape = tuple(target.shape)
-        return nll.to(acc).view(shape), empty.view(shape), grad, _NONE
+    shape = tuple(target.shape)
+    return nll.to(acc).view(shape), empty.view(shape), grad, _NONE
+
+
+def _nll_forward(
+    x: torch.Tensor, target: torch.Tensor, axis: int, acc: Any, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nll, empty, grad rows or empty, lse or empty)``; grad rows = softmax - onehot."""
+    ax = axis % x.ndim
+    rows = _rows(x, (ax,))
+    if rows is not None:
+        return _nll_kernel(rows, x, target, acc, with_grad)
     with torch.no_grad():
         s = _generic.shift_by_max(x, (ax,), acc, xp=xpt)
         log_sum = _generic.log_total(_generic.row_sums(s, (ax,), acc, xp=xpt), xp=xpt)
@@ -169,9 +186,9 @@ def _nll_forward(
 # --------------------------------------------------------------------------------------
 def _empty_rows(y: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor | None:
     """Mask of the rows of a log_softmax output that are all ``-inf`` (None: no such row)."""
-    if _plain(y) and axes == (y.ndim - 1,):
-        if not bool(torch.isneginf(y[..., :1]).any()):  # a cheap necessary condition
-            return None
+    # a cheap necessary condition first: the row's first entry is -inf
+    if _plain(y) and axes == (y.ndim - 1,) and not bool(torch.isneginf(y[..., :1]).any()):
+        return None
     return torch.amax(y, dim=_dims(axes), keepdim=True) == -torch.inf
 
 
