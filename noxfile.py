@@ -13,21 +13,47 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
 BACKENDS_DIR = ROOT / "backends"
-PYTHON = "3.11"  # the machine's interpreter; the local torch 2.13.0 CPU wheel is cp311
+DOCS_DIR = ROOT / "docs"
+DOCS_HTML = DOCS_DIR / "_build" / "html"
+MIN_PYTHON = (3, 10)  # pyproject's requires-python
+
+# Every session runs on the interpreter that runs nox (python=None), whatever its version,
+# instead of a hard-coded "3.11" that another machine may lack: a session whose interpreter is
+# missing would be *skipped* and `nox` would exit 0, a false green. An interpreter older than
+# the package supports is refused here, loudly, before any session starts.
+if sys.version_info < MIN_PYTHON:
+    _found = ".".join(map(str, sys.version_info[:3]))
+    _wanted = ".".join(map(str, MIN_PYTHON))
+    msg = f"xsoftmax needs Python >= {_wanted}; nox runs on Python {_found} ({sys.executable})"
+    raise SystemExit(msg)
+PYTHON = None
 
 CPU_BACKENDS = ("numpy", "array-api-strict", "torch", "jax", "dask")
 GPU_BACKENDS = ("cupy", "torch-cuda")
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
-# plain `nox` runs every session that can run on a CPU-only machine
-nox.options.sessions = [*CPU_BACKENDS, "lint", "typecheck", "docs"]
+nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips
+# plain `nox` runs every session that can run on a CPU-only machine without a browser
+nox.options.sessions = [
+    "numpy",
+    "numpy-fast",
+    "array-api-strict",
+    "torch",
+    "torch-fast",
+    "jax",
+    "dask",
+    "lint",
+    "typecheck",
+    "docs",
+]
 
 
 def _requirements(name: str) -> str:
@@ -56,10 +82,18 @@ def _gpu_or_skip(session: nox.Session) -> None:
         session.skip(f"no GPU: `nvidia-smi -L` found none ({detail})")
 
 
-def _run_tests(session: nox.Session, backend: str) -> None:
-    """Install the package with ``backend``'s requirements and run pytest on it alone."""
+def _run_tests(session: nox.Session, backend: str, *, fast: bool = False) -> None:
+    """Install the package with ``backend``'s requirements and run pytest on it alone.
+
+    ``fast`` also installs the ``fast`` extra (numba's compiled kernels) and fails at once
+    when numba does not import, so the session never passes on the generic path alone.
+    """
     session.install("-r", _requirements(backend))
+    if fast:
+        session.install("-r", _requirements("fast"))
     _install_package_for_tests(session)
+    if fast:
+        session.run("python", "-c", "import numba; print('numba', numba.__version__)")
     # pytest's exit code 5 (no test collected) is not in nox's success codes: it fails
     session.run(
         "pytest",
@@ -74,6 +108,12 @@ def numpy(session: nox.Session) -> None:
     _run_tests(session, "numpy")
 
 
+@nox.session(name="numpy-fast", python=PYTHON)
+def numpy_fast(session: nox.Session) -> None:
+    """NumPy backend with the ``fast`` extra (numba kernels) installed."""
+    _run_tests(session, "numpy", fast=True)
+
+
 @nox.session(name="array-api-strict", python=PYTHON)
 def array_api_strict(session: nox.Session) -> None:
     """array-api-strict: the standard alone, incl. its extra devices (no float16/bfloat16)."""
@@ -84,6 +124,12 @@ def array_api_strict(session: nox.Session) -> None:
 def torch(session: nox.Session) -> None:
     """PyTorch 2.13 CPU: float16/bfloat16, autograd and the meta device."""
     _run_tests(session, "torch")
+
+
+@nox.session(name="torch-fast", python=PYTHON)
+def torch_fast(session: nox.Session) -> None:
+    """PyTorch 2.13 CPU with the ``fast`` extra (numba kernels) installed."""
+    _run_tests(session, "torch", fast=True)
 
 
 @nox.session(python=PYTHON)
@@ -130,19 +176,59 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "xsoftmax")
 
 
-@nox.session(python=PYTHON)
-def docs(session: nox.Session) -> None:
-    """Every docstring example in xsoftmax/ run as a doctest against array_api_strict."""
+def _build_docs(session: nox.Session) -> None:
+    """Install the docs requirements and the package, and build the site with -W."""
     session.install("-r", _requirements("docs"))
     session.install("-e", ".")
     session.run(
+        "sphinx-build",
+        "-W",  # every warning is an error
+        "--keep-going",  # ... but report all of them
+        "-q",
+        "-b",
+        "html",
+        str(DOCS_DIR),
+        str(DOCS_HTML),
+    )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the site (Sphinx, -W) and run every example: docstrings and docs pages."""
+    _build_docs(session)
+    # the docstring examples (on NumPy and array-api-strict) and the pages' `>>>` code (the
+    # tutorial, the NumPy guide): printed output is compared. Modules that import an
+    # optional backend at their top (torch, JAX, Dask, numba kernels) are reported as
+    # skipped here; their examples run in that backend's own session.
+    session.run(
         "pytest",
-        "--doctest-modules",
-        "xsoftmax",
         "-p",
         "no:cacheprovider",
+        "-rs",
+        "--doctest-modules",
+        "--doctest-ignore-import-errors",
+        "--doctest-glob=*.md",
+        "--ignore=docs/_build",
+        "--ignore=docs/conf.py",
+        "--ignore=docs/check_pages.py",
+        "xsoftmax",
+        "docs",
         *session.posargs,
     )
+    session.log(f"site: {DOCS_HTML / 'index.html'}")
+
+
+@nox.session(name="docs-browser", python=PYTHON)
+def docs_browser(session: nox.Session) -> None:
+    """Render pages of the built site in headless Chromium and check text, math, images."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        session.error(
+            "docs-browser needs Chromium: `apt-get install chromium` (Debian/Ubuntu); "
+            ".ci/run installs it when missing"
+        )
+    _build_docs(session)
+    session.run("python", "docs/check_pages.py", "--chromium", chromium, *session.posargs)
 
 
 def _install_measuring_tools(session: nox.Session) -> None:

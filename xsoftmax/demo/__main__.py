@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import __version__
 from ._backends import BACKENDS, BackendUnavailableError, resolve_backend
 from ._data import Dataset, load_digits, load_idx_dir
 from ._train import EpochResult, Progress, ProgressFactory, TrainConfig, train
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(no label smoothing, no weight decay). The last line is 'test accuracy: 0.xxx'."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
