@@ -175,11 +175,15 @@ def reduce(p: Problem, ce: Array, zt: Array | None) -> Array:
     return out if out.dtype == p.out_dtype else xp.astype(out, p.out_dtype)
 
 
-def row_scales(p: Problem, upstream: Array | None) -> tuple[Array, Array]:
+def row_scales(
+    p: Problem, upstream: Array | None, totals: tuple[Any, Any, int] | None = None
+) -> tuple[Array, Array]:
     """``(s_ce, s_z)``: d(reduced loss)/d(per-sample CE) and /d(per-sample z-loss term), ``(N,)``.
 
     ``upstream`` is the incoming gradient of the loss (None: 1), 0-d, or ``(N,)``
-    for 'none' (already flattened).
+    for 'none' (already flattened). ``totals`` overrides the mean's
+    ``(Σ weight[target], counted samples, samples)`` when ``p`` holds one block
+    of rows of a larger problem.
     """
     xp, acc = p.xp, p.spec.acc
     n = p.n_rows
@@ -188,13 +192,14 @@ def row_scales(p: Problem, upstream: Array | None) -> tuple[Array, Array]:
         up = xp.astype(upstream, acc)
         g = g * (xp.reshape(up, (n,)) if p.reduction == "none" else up)
     if p.spec.kind == "prob":
-        s = g / n if (p.reduction == "mean" and n) else g
+        n_all = n if totals is None else totals[2]
+        s = g / n_all if (p.reduction == "mean" and n_all) else g
         return s, s
     assert p.ignored is not None
     assert p.bad is not None
     s_ce = s_z = g
     if p.reduction == "mean":
-        den, count = denominators(p)
+        den, count = denominators(p) if totals is None else totals[:2]
         s_ce = _ratio(g, den, xp, when_zero=0.0)
         s_z = _ratio(g, count, xp, when_zero=0.0)
     zero = xp.zeros_like(g)
@@ -205,11 +210,17 @@ def row_scales(p: Problem, upstream: Array | None) -> tuple[Array, Array]:
 
 
 def grad_coefs(
-    p: Problem, fin: Finished, upstream: Array | None
+    p: Problem,
+    fin: Finished,
+    upstream: Array | None,
+    totals: tuple[Any, Any, int] | None = None,
 ) -> tuple[Array, Array | None, Array | None]:
-    """``(coef_p, coef_t, soft_rows)`` of :func:`~xsoftmax._linear_sweep.grad_chunk`, ``(N, 1)``."""
+    """``(coef_p, coef_t, soft_rows)`` of :func:`~xsoftmax._linear_sweep.grad_chunk`, ``(N, 1)``.
+
+    ``upstream`` and ``totals`` as for :func:`row_scales`.
+    """
     xp, spec = p.xp, p.spec
-    s_ce, s_z = row_scales(p, upstream)
+    s_ce, s_z = row_scales(p, upstream, totals)
     if spec.kind == "prob":
         assert fin.soft is not None
         coef_p = s_ce * _prob_a_sum(p)

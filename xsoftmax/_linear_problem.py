@@ -193,13 +193,13 @@ def setup(
     dtype: Any,
 ) -> Problem:
     """Validate every argument and build the :class:`Problem`."""
+    optional = {"linear_bias": linear_bias, "weight": weight}
     xp = namespace_of(
         func,
         input=input,
         linear_weight=linear_weight,
         target=target,
-        linear_bias=linear_bias,
-        weight=weight,
+        **{name: a for name, a in optional.items() if a is not None},
     )
     check_floating(func, "input", input, xp)
     check_floating(func, "linear_weight", linear_weight, xp)

@@ -26,7 +26,7 @@ def _empty(p: Problem) -> bool:
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Any, w: Any, b: Any, p: Problem) -> Any:  # type: ignore[override]
+    def forward(ctx: Any, x: Any, w: Any, b: Any, p: Problem) -> Any:
         p = replace(p, x=x, w=w, b=b)
         fin = None if _empty(p) else _linear_loss.forward(p)
         loss = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
@@ -41,7 +41,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx: Any, grad: Any) -> Any:  # type: ignore[override]
+    def backward(ctx: Any, grad: Any) -> Any:
         saved = ctx.saved_tensors
         x, w, b = saved[:3]
         p = replace(ctx.problem, x=x, w=w, b=b)
