@@ -311,3 +311,154 @@ def test_sparse_torch_tensor_is_refused(func: str, arg: str, layout: str) -> Non
     msg = _raises_naming(TypeError, arg, lambda: _call_with(func, torch.asarray, **{arg: sparse}))
     assert "sparse" in msg, msg
     assert "dense" in msg, msg
+
+
+# --------------------------------------------------------------------------------------
+# torch.func transforms: functorch-wrapped tensors are traced, never read
+# --------------------------------------------------------------------------------------
+def _torch_cases() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], str]]:
+    """name -> (xsoftmax call, torch reference, target kind) on one vmapped slice."""
+    import torch
+    import torch.nn.functional as F
+
+    w = torch.tensor([0.5, 1.0, 2.0, 1.5, 0.25], dtype=torch.float64)
+    return {
+        "softmax": (lambda x, t: X.softmax(x), lambda x, t: torch.softmax(x, -1), "index"),
+        "log_softmax": (
+            lambda x, t: X.log_softmax(x, axis=0),
+            lambda x, t: torch.log_softmax(x, 0),
+            "index",
+        ),
+        "logsumexp": (
+            lambda x, t: X.logsumexp(x, axis=-1),
+            lambda x, t: torch.logsumexp(x, -1),
+            "index",
+        ),
+        "cross_entropy": (
+            lambda x, t: X.cross_entropy(x, t, weight=w),
+            lambda x, t: F.cross_entropy(x, t, weight=w),
+            "index",
+        ),
+        # (torch's own weight + label_smoothing + ignore_index does not vmap: masked_select)
+        "cross_entropy smoothing": (
+            lambda x, t: X.cross_entropy(x, t, label_smoothing=0.1, reduction="sum"),
+            lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1, reduction="sum"),
+            "index",
+        ),
+        "cross_entropy none": (
+            lambda x, t: X.cross_entropy(x, t, reduction="none"),
+            lambda x, t: F.cross_entropy(x, t, reduction="none"),
+            "index",
+        ),
+        "cross_entropy prob": (
+            lambda x, t: X.cross_entropy(x, t, weight=w, reduction="sum"),
+            lambda x, t: F.cross_entropy(x, t, weight=w, reduction="sum"),
+            "prob",
+        ),
+        "cross_entropy_with_grad": (
+            lambda x, t: X.cross_entropy_with_grad(x, t, weight=w)[0],
+            lambda x, t: F.cross_entropy(x, t, weight=w),
+            "index",
+        ),
+        "nll_loss": (
+            lambda x, t: X.nll_loss(x, t, weight=w),
+            lambda x, t: F.nll_loss(x, t, weight=w),
+            "index",
+        ),
+        "bce": (
+            lambda x, t: X.binary_cross_entropy_with_logits(x, t, pos_weight=w),
+            lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=w),
+            "prob",
+        ),
+    }
+
+
+def _torch_batch(kind: str) -> tuple[Any, Any]:
+    """(B, N, C) float64 logits and (B, N) class indices (one ignored) or (B, N, C) probs."""
+    import torch
+
+    rng = np.random.default_rng(11)
+    x = torch.asarray(rng.normal(size=(3, N, C)) * 3)
+    if kind == "prob":
+        return x, torch.asarray(rng.dirichlet(np.ones(C), size=(3, N)))
+    t = rng.integers(0, C, size=(3, N))
+    t[1, 2] = -100
+    return x, torch.asarray(t)
+
+
+TORCH_CASES = (
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "cross_entropy",
+    "cross_entropy smoothing",
+    "cross_entropy none",
+    "cross_entropy prob",
+    "cross_entropy_with_grad",
+    "nll_loss",
+    "bce",
+)
+
+
+@pytest.mark.parametrize("case", TORCH_CASES)
+def test_torch_func_vmap_and_per_sample_grad(case: str) -> None:
+    """``torch.func.vmap`` and ``vmap(grad(...))`` (per-sample gradients) run and equal
+    the same transforms of torch's own functions."""
+    torch = pytest.importorskip("torch")
+    from torch.func import grad, vmap
+
+    ours, ref, kind = _torch_cases()[case]
+    x, t = _torch_batch(kind)
+    got, want = vmap(ours)(x, t), vmap(ref)(x, t)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g_got = vmap(grad(lambda a, b: ours(a, b).sum()))(x, t)
+    g_want = vmap(grad(lambda a, b: ref(a, b).sum()))(x, t)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-12)
+
+
+def test_torch_func_per_sample_grad_of_single_samples() -> None:
+    """The per-sample-gradient recipe: one unbatched sample (logits (C,), a 0-d target)
+    per vmapped call, with the gradient with respect to a weight matrix."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    from torch.func import grad, vmap
+
+    rng = np.random.default_rng(12)
+    feats = torch.asarray(rng.normal(size=(8, 4)))
+    labels = torch.asarray(rng.integers(0, C, size=8))
+    weights = torch.asarray(rng.normal(size=(4, C)))
+
+    def ours(wm: Any, f: Any, y: Any) -> Any:
+        return X.cross_entropy(f @ wm, y)
+
+    def ref(wm: Any, f: Any, y: Any) -> Any:
+        return F.cross_entropy(f @ wm, y)
+
+    got = vmap(grad(ours), in_dims=(None, 0, 0))(weights, feats, labels)
+    want = vmap(grad(ref), in_dims=(None, 0, 0))(weights, feats, labels)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("func", ["cross_entropy", "nll_loss", "cross_entropy_with_grad"])
+def test_torch_func_vmap_bad_index_is_nan(func: str) -> None:
+    """Under vmap an out-of-range class index cannot raise (no value may be read): that
+    sample's loss is NaN, the others are right; outside vmap it stays a ValueError."""
+    torch = pytest.importorskip("torch")
+    from torch.func import vmap
+
+    x, t = _torch_batch("index")
+    t = t.clone()
+    t[0, 1] = C + 2
+    fn = getattr(X, func)
+
+    def call(a: Any, b: Any) -> Any:
+        res = fn(a, b, reduction="none")
+        return res[0] if isinstance(res, tuple) else res
+
+    got = vmap(call)(x, t)
+    assert torch.isnan(got[0, 1])
+    finite = torch.ones_like(got, dtype=torch.bool)
+    finite[0, 1] = False
+    assert not torch.isnan(got[finite]).any()
+    with pytest.raises(ValueError, match="target"):
+        call(x[0], t[0])

@@ -25,6 +25,14 @@ def _is_plain_ndarray(a: Any) -> bool:
     return numpy is not None and type(a) is numpy.ndarray
 
 
+def _plain_tensors_on_one_device(torch: Any, arrays: Any) -> bool:
+    """Dense ``torch.Tensor`` objects (not subclasses) all on one device."""
+    tensors = list(arrays)
+    if not all(type(a) is torch.Tensor and a.layout == torch.strided for a in tensors):
+        return False
+    return all(a.device == tensors[0].device for a in tensors)
+
+
 def _library(x: Any) -> str:
     module = type(x).__module__.split(".")[0]
     return module or type(x).__name__
@@ -54,9 +62,14 @@ def namespace_of(func: str, **arrays: Any) -> Any:
     if all(_is_plain_ndarray(a) for a in named.values()):
         # the common case, without array_api_compat's general lookup: one library
         # (NumPy), one device (the CPU)
-        import array_api_compat.numpy as np_namespace
+        from ._dispatch import numpy_namespace
 
-        return np_namespace
+        return numpy_namespace()
+    torch = sys.modules.get("torch")
+    if torch is not None and named and _plain_tensors_on_one_device(torch, named.values()):
+        import array_api_compat.torch as torch_namespace
+
+        return torch_namespace
     spaces: dict[str, Any] = {}
     for name, a in named.items():
         _check_kind(func, name, a)
@@ -309,9 +322,17 @@ def check_broadcastable(func: str, name: str, arr: Any, shape: tuple[int, ...]) 
 
 
 def is_concrete(x: Any) -> bool:
-    """Whether the values of ``x`` can be read now, cheaply (not lazy, traced or meta)."""
+    """Whether the values of ``x`` can be read now, cheaply (not lazy, traced or meta).
+
+    JAX tracers, lazy arrays (Dask), torch ``meta`` tensors and tensors wrapped by
+    ``torch.func`` transforms (``vmap``, ``grad``: reading their values is
+    data-dependent control flow there) are not concrete.
+    """
     if getattr(x, "is_meta", False):
         return False
+    if array_api_compat.is_torch_array(x):
+        functorch = getattr(sys.modules["torch"]._C, "_functorch", None)
+        return functorch is None or not functorch.is_functorch_wrapped_tensor(x)
     if array_api_compat.is_jax_array(x):
         # eager JAX arrays can be read; tracers (under jit/grad/vmap) cannot
         try:
