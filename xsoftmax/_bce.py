@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ._dtypes import is_real_floating
 from ._prepare import cast, prepare_floating
 from ._quiet import quiet
+from ._reductions import times
 from ._validation import (
     check_broadcastable,
     check_floating,
     check_out_dtype,
     check_reduction,
     is_integer_dtype,
+    known_size,
     namespace_of,
+    shapes_match,
 )
 
 Array = Any
@@ -23,11 +25,6 @@ Array = Any
 def _softplus(x: Array, xp: Any) -> Array:
     """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
     return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-def _times(coef: Array, value: Array, xp: Any) -> Array:
-    """``coef * value`` with ``0 * inf`` read as 0 (the limit of the loss)."""
-    return xp.where(coef == 0, xp.zeros_like(value), coef * value)
 
 
 def _check_real(func: str, name: str, a: Array, xp: Any, shape: tuple[int, ...]) -> None:
@@ -105,7 +102,7 @@ def binary_cross_entropy_with_logits(
         )
         raise TypeError(msg)
     shape = tuple(logits.shape)
-    if tuple(target.shape) != shape:
+    if not shapes_match(tuple(target.shape), shape):
         msg = (
             f"{func}: `target` must have the shape of `logits` {shape}, got {tuple(target.shape)}"
         )
@@ -121,13 +118,17 @@ def binary_cross_entropy_with_logits(
     with quiet(xp):
         y = cast(target, work, xp)
         positive = y if pos_weight is None else cast(pos_weight, work, xp) * y
-        loss = _times(1 - y, _softplus(x, xp), xp) + _times(positive, _softplus(-x, xp), xp)
+        loss = times(1 - y, _softplus(x, xp), xp) + times(positive, _softplus(-x, xp), xp)
         if weight is not None:
             loss = cast(weight, work, xp) * loss
         if reduction == "none":
             return cast(loss, prep.out_dtype, xp)
         total = xp.sum(loss, dtype=prep.acc)
         if reduction == "mean":
-            n = math.prod(shape)
-            total = total / n if n else total * xp.nan
+            n = known_size(shape)
+            if n is None:  # unknown lengths (Dask): count lazily, NaN for none
+                count = xp.sum(xp.ones_like(x))
+                total = total / xp.where(count == 0, xp.full_like(count, xp.nan), count)
+            else:
+                total = total / n if n else total * xp.nan
         return cast(total, prep.out_dtype, xp)

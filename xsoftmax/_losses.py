@@ -15,11 +15,11 @@ from typing import Any
 
 from array_api_compat import device
 
-from . import _generic, _numpy_fast
+from . import _dispatch, _generic
 from ._blocked import can_block, row_blocks
-from ._config import fast_paths_enabled
 from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
+from ._reductions import times
 from ._targets import classify_targets, one_hot, take_class
 from ._validation import (
     check_floating,
@@ -29,6 +29,7 @@ from ._validation import (
     check_reduction,
     check_weight,
     class_axis,
+    known_size,
     namespace_of,
     target_kind,
 )
@@ -129,7 +130,7 @@ def _weight_of_targets(p: _Problem) -> Array:
     """``weight[target]`` per sample in the accumulation dtype (ones without weights)."""
     xp = p.xp
     if p.weight is None:
-        return xp.ones(p.target.shape, dtype=p.acc, device=device(p.x))
+        return xp.ones_like(p.target, dtype=p.acc)
     flat = xp.take(p.weight, xp.reshape(p.target, (-1,)), axis=0)
     return xp.astype(xp.reshape(flat, p.target.shape), p.acc)
 
@@ -157,8 +158,11 @@ def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
             out = total
         else:
             if denominator is None:  # probability targets: the number of samples
-                n = math.prod(int(s) for s in per_sample.shape)
-                out = total / n if n else total * xp.nan
+                n = known_size(tuple(per_sample.shape))
+                if n is None:  # unknown lengths (Dask): count lazily
+                    out = _safe_divide(total, xp.sum(xp.ones_like(per_sample)), xp)
+                else:
+                    out = total / n if n else total * xp.nan
             else:
                 out = _safe_divide(total, xp.sum(denominator), xp)
     return cast(out, p.out_dtype, xp)
@@ -195,7 +199,7 @@ def _combine_index(
     # coefficients first, and a zero coefficient (weight 0, or eps = 1) contributes 0
     # even against an infinite NLL, instead of 0 * inf = NaN
     coef = w_t if smooth is None else (1 - p.eps) * w_t
-    per = xp.where(coef == 0, xp.zeros_like(nll), coef * nll)
+    per = times(coef, nll, xp)
     if smooth is not None:
         per = per + smooth
     per = xp.where(p.ignored, xp.zeros_like(per), per)
@@ -227,7 +231,7 @@ def _forward(p: _Problem) -> _Forward:
             over = xp.logical_and(s.z == -xp.inf, xp.isfinite(p.x))
             shifted = xp.where(over, coef * s.m_safe - coef * p.x, shifted)
             if w_row is not None:
-                shifted = w_row * shifted
+                shifted = times(w_row, shifted, xp)
             smooth = xp.squeeze(log_sum, axis=ax) * (_weight_total(p) * coef) + xp.sum(
                 shifted, axis=ax, dtype=acc
             )
@@ -240,7 +244,7 @@ def _forward(p: _Problem) -> _Forward:
     if s.e is not None:
         neg_log_p = neg_log_p - s.e
     wt = t if w_row is None else w_row * t
-    terms = xp.where(wt == 0, xp.zeros_like(wt), wt * neg_log_p)
+    terms = times(wt, neg_log_p, xp)
     per = xp.sum(terms, axis=ax, dtype=acc)
     per = xp.where(empty, xp.full_like(per, xp.nan), per)
     return _Forward(per, None, s, sums, None)
@@ -268,14 +272,13 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """Per-sample losses and mean denominators, by blocks of rows where that pays."""
     if has_no_element(p.x):
         return _empty_per_sample(p)
-    if (
-        p.kind == "index"
-        and p.eps == 0
-        and fast_paths_enabled()
-        and _numpy_fast.eligible(p.x, (p.axis,))
-    ):
-        log_sum, picked, empty = _numpy_fast.target_terms(p.x, p.target)
-        per, denominator, _ = _combine_index(p, log_sum - picked, None, empty)
+    fast = (
+        None
+        if p.kind != "index" or p.eps != 0
+        else _dispatch.target_nll(p.x, p.target, p.axis, p.acc, p.xp)
+    )
+    if fast is not None:
+        per, denominator, _ = _combine_index(p, fast[0], None, fast[1])
         return per, denominator
     if p.axis != p.x.ndim - 1 or not can_block(p.x, (p.axis,)):
         f = _forward(p)
@@ -349,8 +352,11 @@ def _gradient(p: _Problem, f: _Forward) -> Array:
     coef = xp.sum(wt, axis=ax, keepdims=True)
     grad = coef * prob - wt
     if p.reduction == "mean":
-        n = math.prod(int(s) for i, s in enumerate(p.x.shape) if i != ax)
-        grad = grad / n if n else grad
+        n = known_size(tuple(s for i, s in enumerate(p.x.shape) if i != ax))
+        if n is None:  # unknown lengths (Dask): count the samples lazily
+            grad = grad / xp.sum(xp.ones_like(coef))
+        elif n:
+            grad = grad / n
     return grad
 
 
@@ -527,10 +533,42 @@ def cross_entropy_with_grad(
         if has_no_element(p.x):
             loss = _reduce(p, *_empty_per_sample(p))
             return loss, xp.zeros(p.x.shape, dtype=p.in_dtype, device=device(p.x))
+        fused = _fused_with_grad(p)
+        if fused is not None:
+            return fused
         f = _forward(p)
         loss = _reduce(p, f.per_sample, f.denominator)
         grad = cast(_gradient(p, f), p.in_dtype, xp)
     return loss, grad
+
+
+def _fused_with_grad(p: _Problem) -> tuple[Array, Array] | None:
+    """``(loss, grad)`` in one pass of the fused CPU kernel, or None where it does not apply.
+
+    Index targets without smoothing, the logits in their own dtype; the
+    gradient of sample ``n`` is ``s_n w_{t_n} (softmax(x_n) - onehot(t_n))``, the
+    same expression :func:`_gradient` evaluates.
+    """
+    if p.kind != "index" or p.eps != 0 or p.x.dtype != p.in_dtype:
+        return None
+    if not _dispatch.fused_grad_applies(p.x, p.axis):
+        return None
+    xp = p.xp
+    assert p.ignored is not None
+    assert p.bad is not None
+    w_t = _weight_of_targets(p)
+    if p.reduction == "mean":
+        total = xp.sum(xp.where(p.ignored, xp.zeros_like(w_t), w_t))
+        inv = xp.where(
+            total == 0, xp.zeros_like(total), 1 / xp.where(total == 0, xp.ones_like(total), total)
+        )
+        scale = xp.where(p.ignored, xp.zeros_like(w_t), xp.ones_like(w_t) * inv)
+    else:
+        scale = xp.where(p.ignored, xp.zeros_like(w_t), xp.ones_like(w_t))
+    scale = xp.where(p.bad, xp.full_like(scale, xp.nan), scale) * w_t
+    nll, grad, empty = _dispatch.nll_and_grad(p.x, p.target, p.axis, scale)
+    per, denominator, _ = _combine_index(p, nll, None, empty)
+    return _reduce(p, per, denominator), grad
 
 
 def nll_loss(

@@ -1,0 +1,208 @@
+"""Regression tests for the loss defects of issue 10 (and the 0-d results of issue 11).
+
+Every expected value comes from an independent oracle: torch autograd through
+``torch.nn.functional`` (or the textbook formula written in torch ops) in float64,
+float64 / ``longdouble`` NumPy definitions, or Python integers. Each test names the
+issue item it guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import BACKENDS
+
+import xsoftmax
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # Dask: see conftest
+
+AUTOGRAD = [pytest.param(b, id=b.name) for b in BACKENDS if b.autograd]
+if not AUTOGRAD:
+    AUTOGRAD = [pytest.param(None, marks=pytest.mark.skip(reason="no autograd backend loaded"))]
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def backend_grad(backend: Any, fn: Callable[..., Any], args: list[Any], wrt: int) -> np.ndarray:
+    """d fn(*args) / d args[wrt] by the backend's own autograd (``fn`` returns a 0-d array)."""
+    arrs = [a if a is None else backend.asarray(a) for a in args]
+    if backend.name.startswith("torch"):
+        arrs[wrt].requires_grad_(True)
+        fn(*arrs).backward()
+        return arrs[wrt].grad.detach().cpu().numpy()
+    jax = backend.extra["jax"]
+
+    def f(v: Any) -> Any:
+        a = list(arrs)
+        a[wrt] = v
+        return fn(*a)
+
+    return np.asarray(jax.grad(f)(arrs[wrt]))
+
+
+def torch_grad(fn: Callable[..., Any], args: list[Any], wrt: int) -> np.ndarray:
+    """d fn(*args) / d args[wrt] by torch autograd in float64 (the oracle)."""
+    import torch
+
+    ts = [
+        a if a is None else torch.from_numpy(np.array(a, dtype=np.float64, copy=True))
+        for a in args
+    ]
+    ts[wrt].requires_grad_(True)
+    fn(*ts).backward()
+    return ts[wrt].grad.numpy()
+
+
+def textbook_ce_index(x: Any, t: np.ndarray, w: Any, eps: float, reduction: str) -> Any:
+    """torch's class-index cross-entropy, written in differentiable torch ops."""
+    import torch
+
+    lp = torch.log_softmax(x, dim=-1)
+    tt = torch.from_numpy(t)
+    c = x.shape[-1]
+    w_t = w[tt]
+    per = -w_t * lp.gather(-1, tt[:, None])[:, 0]
+    if eps:
+        per = (1 - eps) * per + (eps / c) * -(lp * w).sum(-1)
+    return per.sum() / w_t.sum() if reduction == "mean" else per.sum()
+
+
+def textbook_bce(x: Any, t: Any, w: Any, pw: Any, reduction: str) -> Any:
+    """torch's BCE with logits as its formula in differentiable torch ops (torch's own
+    function has no derivative for ``weight``): ``w [(1 - t) sp(x) + pw t sp(-x)]``."""
+    import torch
+
+    zero = torch.zeros_like(x)
+    per = w * ((1 - t) * torch.logaddexp(zero, x) + pw * t * torch.logaddexp(zero, -x))
+    return per.mean() if reduction == "mean" else per.sum()
+
+
+# --------------------------------------------------------------------------------------
+# item 2: gradient with respect to targets (and weights) at exact 0 / 1
+# --------------------------------------------------------------------------------------
+PROB_X = np.array([[10.0, 1.0, -2.0], [0.5, 0.5, 3.0], [-1.0, 2.0, 0.0]])
+PROB_T = np.array([[0.0, 1.0, 0.0], [0.25, 0.0, 0.75], [1.0, 0.0, 0.0]])
+PROB_W = np.array([0.0, 2.0, 0.5])
+
+
+@pytest.mark.parametrize("backend", AUTOGRAD)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_prob_target_gradient_at_exact_zero(
+    backend: Any, reduction: str, smoothing: float, weighted: bool
+) -> None:
+    """Item 2: dCE/dtarget is -w log_softmax also where a target entry is exactly 0."""
+    import torch.nn.functional as F
+
+    w = PROB_W if weighted else None
+    kw = {"reduction": reduction, "label_smoothing": smoothing}
+    got = backend_grad(
+        backend,
+        lambda x, t, w: xsoftmax.cross_entropy(x, t, weight=w, **kw),
+        [PROB_X, PROB_T, w],
+        1,
+    )
+    want = torch_grad(
+        lambda x, t, w: F.cross_entropy(x, t, weight=w, **kw), [PROB_X, PROB_T, w], 1
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    if weighted:  # and the weight's gradient where the weight is exactly 0
+        got_w = backend_grad(
+            backend,
+            lambda x, t, w: xsoftmax.cross_entropy(x, t, weight=w, **kw),
+            [PROB_X, PROB_T, w],
+            2,
+        )
+        want_w = torch_grad(
+            lambda x, t, w: F.cross_entropy(x, t, weight=w, **kw), [PROB_X, PROB_T, w], 2
+        )
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-12, atol=1e-14)
+
+
+def test_prob_target_gradient_issue_example() -> None:
+    """Item 2's example: x=[[10,1,-2]], t=[[0,1,0]] gives dCE/dt = -log_softmax(x)."""
+    import torch
+
+    x = torch.tensor([[10.0, 1.0, -2.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    xsoftmax.cross_entropy(x, t).backward()
+    # -log_softmax(x) = (m - x) + log1p(sum of exp(x_j - m) over j != argmax), accurately
+    rest = np.log1p(np.exp(-9.0) + np.exp(-12.0))
+    want = np.array([[rest, 9.0 + rest, 12.0 + rest]])
+    np.testing.assert_allclose(t.grad.numpy(), want, rtol=1e-14)
+
+
+BCE_X = np.array([10.0, -2.0, 0.3, -40.0, 5.0, 0.0])
+BCE_T = np.array([0.0, 0.0, 1.0, 1.0, 0.5, 1.0])
+BCE_W = np.array([1.0, 0.0, 2.0, 0.5, 1.0, 3.0])
+BCE_PW = np.array([0.0, 1.0, 2.0, 1.5, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("backend", AUTOGRAD)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("wrt", [1, 2, 3])
+def test_bce_gradient_at_exact_zero_and_one(backend: Any, reduction: str, wrt: int) -> None:
+    """Item 2: dBCE/d(target, weight, pos_weight) where targets or weights are exactly 0 or 1."""
+    args = [BCE_X, BCE_T, BCE_W, BCE_PW]
+    got = backend_grad(
+        backend,
+        lambda x, t, w, pw: xsoftmax.binary_cross_entropy_with_logits(
+            x, t, weight=w, pos_weight=pw, reduction=reduction
+        ),
+        args,
+        wrt,
+    )
+    want = torch_grad(lambda x, t, w, pw: textbook_bce(x, t, w, pw, reduction), args, wrt)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_bce_target_gradient_issue_example() -> None:
+    """Item 2's example: BCE x=[10,-2], t=[0,0], summed: dL/dt = -x = [-10, 2]."""
+    import torch
+
+    x = torch.tensor([10.0, -2.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.0], dtype=torch.float64, requires_grad=True)
+    xsoftmax.binary_cross_entropy_with_logits(x, t, reduction="sum").backward()
+    np.testing.assert_allclose(t.grad.numpy(), -x.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("backend", AUTOGRAD)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2, 1.0])
+def test_index_target_weight_gradient_at_zero_weight(
+    backend: Any, reduction: str, smoothing: float
+) -> None:
+    """Item 2: dCE/dweight where a class weight is exactly 0 (index targets, smoothing)."""
+    t = np.array([0, 1, 2, 0])
+    x = np.array([[10.0, 1.0, -2.0], [0.5, 0.5, 3.0], [-1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    w = np.array([0.0, 2.0, 0.5])
+    got = backend_grad(
+        backend,
+        lambda x, w: xsoftmax.cross_entropy(
+            x, backend.asarray(t), weight=w, reduction=reduction, label_smoothing=smoothing
+        ),
+        [x, w],
+        1,
+    )
+    want = torch_grad(lambda x, w: textbook_ce_index(x, t, w, smoothing, reduction), [x, w], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", AUTOGRAD)
+def test_zero_coefficient_still_masks_infinite_terms(backend: Any) -> None:
+    """Item 2 keeps the rule it narrows: 0 * inf contributes 0 (loss and gradient finite)."""
+    x = np.array([[-np.inf, 0.0, 1.0], [2.0, -np.inf, 0.0]])
+    t = np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+    fn = lambda x, t: xsoftmax.cross_entropy(x, t, reduction="sum")  # noqa: E731
+    loss = float(backend.to_numpy(fn(backend.asarray(x), backend.asarray(t))))
+    lp = np.where(t == 0, 0.0, np.log(np.exp(x) / np.exp(x).sum(-1, keepdims=True)))
+    assert loss == pytest.approx(-(t * lp).sum(), rel=1e-14)
+    g = backend_grad(backend, fn, [x, t], 0)
+    assert np.isfinite(g).all()
+    assert g[0, 0] == 0.0
+    assert g[1, 1] == 0.0
