@@ -206,3 +206,59 @@ def test_zero_coefficient_still_masks_infinite_terms(backend: Any) -> None:
     assert np.isfinite(g).all()
     assert g[0, 0] == 0.0
     assert g[1, 1] == 0.0
+
+
+# --------------------------------------------------------------------------------------
+# item 10: empty inputs keep the autograd graph
+# --------------------------------------------------------------------------------------
+TORCH = [pytest.param(b, id=b.name) for b in BACKENDS if b.name.startswith("torch")]
+if not TORCH:
+    TORCH = [pytest.param(None, marks=pytest.mark.skip(reason="torch backend not loaded"))]
+
+
+@pytest.mark.parametrize("backend", TORCH)
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (2, 0)])
+def test_logsumexp_of_empty_keeps_graph(backend: Any, shape: tuple[int, ...]) -> None:
+    """Item 10: logsumexp over no element is -inf with a gradient function, as torch's."""
+    import torch
+
+    x = backend.asarray(np.empty(shape))
+    x.requires_grad_(True)
+    out = xsoftmax.logsumexp(x, axis=-1)
+    ref_x = torch.empty(shape, dtype=torch.float64, requires_grad=True)
+    ref = torch.logsumexp(ref_x, dim=-1)
+    assert out.grad_fn is not None
+    np.testing.assert_array_equal(backend.to_numpy(out), ref.detach().numpy())
+    out.sum().backward()
+    ref.sum().backward()
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), ref_x.grad.numpy())
+
+
+@pytest.mark.parametrize("backend", TORCH)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("func", ["cross_entropy", "cross_entropy_prob", "nll_loss"])
+def test_empty_batch_loss_keeps_graph(backend: Any, reduction: str, func: str) -> None:
+    """Item 10: a (0, C) batch gives torch's value (NaN / 0 / empty) with a gradient function."""
+    import torch
+    import torch.nn.functional as F
+
+    prob = func == "cross_entropy_prob"
+    ours = xsoftmax.nll_loss if func == "nll_loss" else xsoftmax.cross_entropy
+    theirs = F.nll_loss if func == "nll_loss" else F.cross_entropy
+    t_np = np.empty((0, 4)) if prob else np.empty((0,), dtype=np.int64)
+    x = backend.asarray(np.empty((0, 4)))
+    x.requires_grad_(True)
+    t = backend.asarray(t_np)
+    if prob:
+        t.requires_grad_(True)
+    out = ours(x, t, reduction=reduction)
+    ref_x = torch.empty((0, 4), dtype=torch.float64, requires_grad=True)
+    ref = theirs(ref_x, torch.from_numpy(t_np), reduction=reduction)
+    assert out.grad_fn is not None
+    np.testing.assert_array_equal(backend.to_numpy(out), ref.detach().numpy())
+    out.sum().backward()
+    ref.sum().backward()
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), ref_x.grad.numpy())
+    if prob:
+        assert t.grad is not None
+        assert tuple(t.grad.shape) == (0, 4)

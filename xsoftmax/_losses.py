@@ -254,13 +254,14 @@ def _empty_per_sample(p: _Problem) -> tuple[Array, Array | None]:
     """Per-sample losses of a problem with no logit: 0 (NaN for lazy out-of-range targets).
 
     With 0 classes every class index was ignored (anything else raised, or is
-    ``bad`` on lazy arrays); with 0 samples there is nothing to sum.
+    ``bad`` on lazy arrays); with 0 samples there is nothing to sum. The zeros
+    are sums over no element of the inputs, so autograd keeps its graph (torch
+    returns a loss with a gradient function here too).
     """
     xp = p.xp
-    shape = tuple(int(s) for i, s in enumerate(p.x.shape) if i != p.axis)
-    per = xp.zeros(shape, dtype=p.acc, device=device(p.x))
+    per = xp.astype(xp.sum(p.x, axis=p.axis), p.acc)
     if p.kind == "prob":
-        return per, None
+        return per + xp.astype(xp.sum(p.target, axis=p.axis), p.acc), None
     assert p.bad is not None
     assert p.ignored is not None
     per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
