@@ -117,7 +117,9 @@ def _accurate_rest(w: np.ndarray, buf: _Buffers) -> np.ndarray:
 
 def _fix_rows(out: np.ndarray, xb: np.ndarray, bad: np.ndarray, kernel: Any) -> None:
     """Recompute the rows ``bad`` of ``out`` with the generic kernel."""
-    import array_api_compat.numpy as xp
+    from ._dispatch import numpy_namespace
+
+    xp = numpy_namespace()
 
     idx = np.flatnonzero(bad)
     out[idx] = kernel(xb[idx], xp)
@@ -214,7 +216,9 @@ def target_terms(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _generic_target_terms(rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`target_terms` of rows with non-finite statistics, by the generic kernel."""
-    import array_api_compat.numpy as xp
+    from ._dispatch import numpy_namespace
+
+    xp = numpy_namespace()
 
     sh = _generic.shift_by_max(rows, (1,), np.float64, xp=xp)
     log_sum = _generic.log_total(_generic.row_sums(sh, (1,), np.float64, xp=xp), xp=xp)[:, 0]
