@@ -189,3 +189,89 @@ def test_loss_on_a_local_cluster() -> None:
         got, got_grad = client.compute([loss, grad], sync=True)
     assert_matches(np.asarray(got), np.asarray(expected), "float64", ulps=4, what="loss")
     assert_matches(np.asarray(got_grad), expected_grad, "float64", ulps=4, what="grad")
+
+
+# --------------------------------------------------------------------------------------
+# unknown chunk sizes (after boolean indexing): the batch axis has length NaN
+# --------------------------------------------------------------------------------------
+# the calls of CALLS that reduce over the batch axis (axis 0, whose length is unknown):
+# impossible without the lengths, a ValueError that says to call compute_chunk_sizes()
+REDUCES_UNKNOWN = {
+    "softmax axis=0": "x",
+    "log_softmax": "x",  # axis=(0, 1)
+    "logsumexp all": "x",
+    "logsumexp b": "x",  # axis=0
+    "cross_entropy axis=0": "logits",  # the class axis is the unknown one
+}
+ROWS = {"x", "t", "pt", "mask", "y", "lp"}  # inputs with one entry per sample (axis 0)
+
+UNKNOWN_EXTRA: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "logsumexp b axis=-1": lambda a: xsoftmax.logsumexp(
+        a["x"], axis=-1, b=a["y"], return_sign=True
+    ),
+    "logsumexp b where keepdims": lambda a: xsoftmax.logsumexp(
+        a["x"], axis=1, b=a["y"], where=a["mask"], keepdims=True
+    ),
+    "cross_entropy prob mean": lambda a: xsoftmax.cross_entropy(a["x"], a["pt"], weight=a["w"]),
+    "cross_entropy mean smoothing": lambda a: xsoftmax.cross_entropy(
+        a["x"], a["t"], label_smoothing=0.2
+    ),
+    "cross_entropy_with_grad prob mean": lambda a: xsoftmax.cross_entropy_with_grad(
+        a["x"], a["pt"], reduction="mean"
+    ),
+    "nll_loss mean": lambda a: xsoftmax.nll_loss(a["lp"], a["t"]),
+    "bce mean": lambda a: xsoftmax.binary_cross_entropy_with_logits(a["x"], a["y"]),
+    "bce none": lambda a: xsoftmax.binary_cross_entropy_with_logits(
+        a["x"], a["y"], pos_weight=a["w"], reduction="none"
+    ),
+}
+UNKNOWN_CALLS = {**CALLS, **UNKNOWN_EXTRA}
+
+KEEPS = {
+    "some rows": np.array([1, 0, 1, 1, 0, 1, 1], dtype=bool),
+    "an empty chunk": np.array([0, 0, 0, 1, 1, 0, 1], dtype=bool),  # chunks of 3 rows
+    "no row": np.zeros(N, dtype=bool),
+}
+
+
+def _unknown_rows(np_in: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, Any]:
+    """Dask inputs whose batch axis went through boolean indexing by a lazy mask."""
+    import dask.array as da
+
+    kd = da.from_array(keep, chunks=CHUNKS[0])
+    out = {}
+    for k, v in np_in.items():
+        d = _to_dask(v)
+        out[k] = d[kd] if k in ROWS else d
+    return out
+
+
+@pytest.mark.parametrize("keep", sorted(KEEPS))
+@pytest.mark.parametrize("name", sorted(UNKNOWN_CALLS))
+def test_unknown_chunk_sizes(name: str, keep: str) -> None:
+    """Unknown batch lengths: every function stays lazy and gives the NumPy result of the
+    kept rows; reducing over the unknown axis is a ValueError naming the argument."""
+    import dask.array as da
+
+    np_in = _prepare(_numpy_inputs())
+    dk_in = _unknown_rows(np_in, KEEPS[keep])
+    assert np.isnan(dk_in["x"].shape[0])
+    call = UNKNOWN_CALLS[name]
+    if name in REDUCES_UNKNOWN:
+        arg = REDUCES_UNKNOWN[name]
+        with no_compute(), pytest.raises(ValueError, match="compute_chunk_sizes") as info:
+            call(dk_in)
+        assert f"`{arg}`" in str(info.value), str(info.value)
+        return
+    with no_compute():
+        lazy = call(dk_in)
+    kept = {k: v[KEEPS[keep]] if k in ROWS else v for k, v in np_in.items()}
+    expected = call(kept)
+    lazy_outs = lazy if isinstance(lazy, tuple) else (lazy,)
+    exp_outs = expected if isinstance(expected, tuple) else (expected,)
+    for got, exp in zip(lazy_outs, exp_outs, strict=True):
+        assert isinstance(got, da.Array), f"{name}: got {type(got)}, not a dask array"
+        assert got.dtype == exp.dtype
+        value = np.asarray(got.compute())
+        assert value.shape == np.shape(exp)
+        assert_matches(value, np.asarray(exp, np.float64), "float64", ulps=8)

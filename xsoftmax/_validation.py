@@ -104,7 +104,78 @@ def namespace_of(func: str, **arrays: Any) -> Any:
                 f"({devices[first]} and {devices[name]}); move them to one device"
             )
             raise ValueError(msg)
-    return spaces[first]
+    xp = spaces[first]
+    if any(not is_known(n) for a in named.values() for n in a.shape):
+        return _unknown_lengths_namespace(xp)
+    return xp
+
+
+class _UnknownLengths:
+    """A namespace whose arrays have unknown axis lengths (Dask after boolean indexing).
+
+    Dask implements ``expand_dims``, and every ``reshape``, through a reshape that
+    needs known chunk sizes; here a new axis is inserted by indexing, and the no-op
+    reshapes and broadcasts (to the array's own shape) return the array. Everything
+    else is the wrapped namespace.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+        self.__name__ = xp.__name__
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def expand_dims(self, x: Any, /, *, axis: int = 0) -> Any:
+        ax = axis if axis >= 0 else axis + x.ndim + 1
+        return x[(slice(None),) * ax + (None,)]
+
+    def reshape(self, x: Any, /, shape: tuple[int, ...], **kwargs: Any) -> Any:
+        if _same_shape(tuple(shape), tuple(x.shape)) or (tuple(shape) == (-1,) and x.ndim == 1):
+            return x
+        return self._xp.reshape(x, shape, **kwargs)
+
+    def broadcast_to(self, x: Any, /, shape: tuple[int, ...]) -> Any:
+        if _same_shape(tuple(shape), tuple(x.shape)):
+            return x
+        return self._xp.broadcast_to(x, shape)
+
+    def max(self, x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+        """``max`` over known axes, block by block.
+
+        Dask's own ``max`` fails at compute time on a chunk that is empty along
+        another axis (as boolean indexing leaves them): its chunk step replaces an
+        empty chunk by a placeholder that the aggregation step cannot reduce.
+        """
+        axes = tuple(range(x.ndim)) if axis is None else axis
+        axes = tuple(a % x.ndim for a in (axes if isinstance(axes, tuple) else (axes,)))
+        if not all(is_known(x.shape[a]) for a in axes):
+            return self._xp.max(x, axis=axis, keepdims=keepdims)
+        whole = x.rechunk(dict.fromkeys(axes, -1))
+        chunks = tuple((1,) if i in axes else c for i, c in enumerate(whole.chunks))
+        out = whole.map_blocks(
+            lambda b: b.max(axis=axes, keepdims=True), chunks=chunks, dtype=x.dtype
+        )
+        if keepdims:
+            return out
+        return out[tuple(0 if i in axes else slice(None) for i in range(x.ndim))]
+
+
+_ADAPTERS: dict[int, _UnknownLengths] = {}
+
+
+def _unknown_lengths_namespace(xp: Any) -> _UnknownLengths:
+    if id(xp) not in _ADAPTERS:
+        _ADAPTERS[id(xp)] = _UnknownLengths(xp)
+    return _ADAPTERS[id(xp)]
+
+
+def _same_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal shapes, an unknown length standing only for an unknown length."""
+    return len(a) == len(b) and all(
+        m == n if is_known(m) and is_known(n) else not (is_known(m) or is_known(n))
+        for m, n in zip(a, b, strict=True)
+    )
 
 
 def _check_kind(func: str, name: str, a: Any) -> None:
@@ -244,6 +315,41 @@ def check_ignore_index(func: str, ignore_index: Any) -> int:
     return int(ignore_index)
 
 
+def is_known(n: Any) -> bool:
+    """Whether an axis length is known: Dask gives NaN (unknown chunk sizes), the
+    standard allows None."""
+    return n is not None and n == n  # NaN != NaN
+
+
+def shapes_match(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal shapes, where an unknown length matches any length (checked at compute)."""
+    return len(a) == len(b) and all(
+        m == n or not (is_known(m) and is_known(n)) for m, n in zip(a, b, strict=True)
+    )
+
+
+def known_size(shape: tuple[Any, ...]) -> int | None:
+    """The number of elements of ``shape``, or None when a length is unknown."""
+    size = 1
+    for n in shape:
+        if not is_known(n):
+            return None
+        size *= int(n)
+    return size
+
+
+def check_known_axes(func: str, name: str, x: Any, axes: tuple[int, ...]) -> None:
+    """The axes reduced over must have known lengths (Dask: unknown chunk sizes)."""
+    unknown = [a for a in axes if not is_known(x.shape[a])]
+    if unknown:
+        msg = (
+            f"{func}: `{name}` has unknown chunk sizes (shape {tuple(x.shape)}) along axis "
+            f"{unknown[0]}, which is reduced over; call `{name}.compute_chunk_sizes()` first "
+            "(other axes may stay unknown)"
+        )
+        raise ValueError(msg)
+
+
 def class_axis(func: str, logits_name: str, logits: Any, axis: Any) -> int:
     """The class axis of ``logits`` as a non-negative int; 0-d logits are rejected."""
     if logits.ndim == 0:
@@ -256,6 +362,7 @@ def class_axis(func: str, logits_name: str, logits: Any, axis: Any) -> int:
         msg = f"{func}: `axis` must be an int (the class axis), got {axis!r}"
         raise TypeError(msg)
     (ax,) = normalize_axes(func, int(axis), logits.ndim, allow_none=False)
+    check_known_axes(func, logits_name, logits, (ax,))
     return ax
 
 
@@ -273,7 +380,7 @@ def target_kind(func: str, logits_name: str, logits: Any, target: Any, axis: int
             f"floating probabilities (shape {prob_shape}), got a bool array"
         )
         raise TypeError(msg)
-    if shape == prob_shape:
+    if shapes_match(shape, prob_shape):
         if not is_real_floating(xp, target.dtype):
             msg = (
                 f"{func}: `target` with the shape of `{logits_name}` {prob_shape} is read as "
@@ -282,7 +389,7 @@ def target_kind(func: str, logits_name: str, logits: Any, target: Any, axis: int
             )
             raise TypeError(msg)
         return "prob"
-    if shape == index_shape:
+    if shapes_match(shape, index_shape):
         if not is_integer_dtype(xp, target.dtype):
             msg = (
                 f"{func}: `target` of shape {index_shape} holds class indices and must have "
@@ -312,7 +419,7 @@ def check_broadcastable(func: str, name: str, arr: Any, shape: tuple[int, ...]) 
     """``arr`` must broadcast to ``shape`` without changing it."""
     ashape = tuple(arr.shape)
     ok = len(ashape) <= len(shape) and all(
-        a in (1, s) for a, s in zip(ashape[::-1], shape[::-1], strict=False)
+        a == 1 or shapes_match((a,), (s,)) for a, s in zip(ashape[::-1], shape[::-1], strict=False)
     )
     if not ok:
         msg = (
