@@ -39,11 +39,12 @@ _cpu_module: list[Any] = []  # [] not looked up yet; [None] unavailable; [module
 def _cpu() -> Any:
     """The numba kernel module, or None where it cannot be imported."""
     if not _cpu_module:
+        module: Any = None
         try:
-            from . import cpu
-        except ImportError:  # numba not installed, or the module is missing
-            cpu = None
-        _cpu_module.append(cpu)
+            from . import cpu as module
+        except ImportError:  # the module is missing
+            pass
+        _cpu_module.append(module)
     return _cpu_module[0]
 
 
