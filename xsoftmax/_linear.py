@@ -14,7 +14,7 @@ from typing import Any
 
 import array_api_compat
 
-from . import _linear_loss
+from . import _linear_fast, _linear_loss
 from ._linear_problem import Problem, setup
 from ._quiet import quiet
 
@@ -57,9 +57,14 @@ def _eager_with_grad(p: Problem, input_shape: tuple[int, ...]) -> tuple[Array, .
             dw = xp.zeros(tuple(p.w.shape), dtype=dt_w, device=dev)
             db = None if p.b is None else xp.zeros(tuple(p.b.shape), dtype=dt_b, device=dev)
             return loss, xp.reshape(dx, input_shape), dw, db
-        fin = _linear_loss.forward(p)
-        loss = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
-        dx, dw, db = _linear_loss.backward(p, fin, _linear_loss.grad_coefs(p, fin, None))
+        fused = _linear_fast.fused_rows(p, None) if _linear_fast.fused_usable(p) else None
+        if fused is not None:
+            ce, zt, dx, dw, db = fused
+            loss = _linear_loss.reduce(p, ce, zt)
+        else:
+            fin = _linear_loss.forward(p)
+            loss = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
+            dx, dw, db = _linear_loss.backward(p, fin, _linear_loss.grad_coefs(p, fin, None))
     return (
         loss,
         xp.reshape(_cast(dx, dt_in, xp), input_shape),

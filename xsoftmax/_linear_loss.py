@@ -14,6 +14,7 @@ from typing import Any
 
 from array_api_compat import device
 
+from . import _linear_fast
 from ._linear_problem import Problem
 from ._linear_sweep import Finished, Stats, chunk_stats, finish, grad_chunk, logits_chunk, merge
 
@@ -45,7 +46,7 @@ def empty_stats(p: Problem) -> Stats:
     )
 
 
-def _weight_chunk(p: Problem, start: int, stop: int) -> tuple[Array, Array | None]:
+def weight_chunk(p: Problem, start: int, stop: int) -> tuple[Array, Array | None]:
     xp, compute = p.xp, p.spec.compute
     w = p.w[start:stop, ...]
     w = w if w.dtype == compute else xp.astype(w, compute)
@@ -94,9 +95,13 @@ def step(
 def forward(p: Problem) -> Finished:
     """The first sweep: per-row statistics of every logit (needs ``C >= 1``, ``N >= 1``)."""
     xp, spec = p.xp, p.spec
+    if _linear_fast.usable(p):
+        fused = _linear_fast.forward(p)
+        if fused is not None:
+            return finish(fused, p.a_total, spec, xp=xp)
     st = empty_stats(p)
     for start, stop in chunks(p):
-        w, b = _weight_chunk(p, start, stop)
+        w, b = weight_chunk(p, start, stop)
         logits, _ = logits_chunk(p.x, w, b, spec, xp=xp)
         tgt = p.target[:, start:stop] if spec.kind == "prob" else None
         st = step(p, st, logits, start, stop, slicer(start, stop), tgt)
@@ -269,8 +274,13 @@ def backward(
     dw = xp.zeros((p.n_classes, d), dtype=spec.compute, device=dev)
     db = None if p.b is None else xp.zeros((p.n_classes,), dtype=spec.compute, device=dev)
     index = spec.kind == "index"
+    fast = _linear_fast.usable(p) and bool(xp.all(xp.isfinite(fin.m)))
     for start, stop in chunks(p):
-        w, b = _weight_chunk(p, start, stop)
+        w, b = weight_chunk(p, start, stop)
+        if fast:
+            g = _linear_fast.grad(p, _linear_fast.logits(p, w, b), start, stop, fin, coefs)
+            dx = _linear_fast.accumulate(p, g, w, start, stop, dx, dw, db)
+            continue
         logits, tanh = logits_chunk(p.x, w, b, spec, xp=xp)
         tgt = None if index else p.target[:, start:stop]
         g = grad_chunk(

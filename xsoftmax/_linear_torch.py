@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from . import _linear_loss
+from . import _linear_fast, _linear_loss
 from ._linear_problem import Problem
 from ._linear_sweep import Finished
 
@@ -28,10 +28,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Any, w: Any, b: Any, p: Problem) -> Any:
         p = replace(p, x=x, w=w, b=b)
+        ctx.problem = replace(p, x=None, w=None, b=None)
+        ctx.grads = None
+        if p.reduction != "none" and _linear_fast.fused_usable(p):
+            fused = _linear_fast.fused_rows(p, None)
+            if fused is not None:
+                # one pass: the gradients of the loss are ready; backward only scales them
+                ce, zt, dx, dw, db = fused
+                ctx.grads = [dx, dw, db]
+                ctx.save_for_backward(x, w, b)
+                ctx.fin = None
+                return _linear_loss.reduce(p, ce, zt)
         fin = None if _empty(p) else _linear_loss.forward(p)
         loss = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
-        ctx.problem = replace(p, x=None, w=None, b=None)
-        ctx.has_bias = b is not None
         if fin is None:
             ctx.save_for_backward(x, w, b)
             ctx.fin = None
@@ -45,7 +54,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
         saved = ctx.saved_tensors
         x, w, b = saved[:3]
         p = replace(ctx.problem, x=x, w=w, b=b)
-        if ctx.fin is None:
+        if ctx.grads is not None:
+            dx, dw, db = ctx.grads
+            ctx.grads = None  # scaled in place: a second backward (retain_graph) recomputes
+            ctx.fin = "recompute"
+            g = grad.to(dx.dtype)
+            dx.mul_(g)
+            dw.mul_(g)
+            if db is not None:
+                db.mul_(g)
+        elif ctx.fin == "recompute":
+            fin = _linear_loss.forward(p)
+            dx, dw, db = _linear_loss.backward(p, fin, _linear_loss.grad_coefs(p, fin, grad))
+        elif ctx.fin is None:
             dx, dw = torch.zeros_like(x), torch.zeros_like(w)
             db = None if b is None else torch.zeros_like(b)
         else:
