@@ -836,3 +836,73 @@ def test_torch_requires_grad_inputs_not_mutated() -> None:
         out = res[0] if isinstance(res, tuple) else res
         out[torch.isfinite(out)].sum().backward()
         assert [a._version for a in inputs] == versions, name
+
+
+# --------------------------------------------------------------------------------------
+# torch and SciPy habits
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("func", ALL_FUNCS)
+def test_torch_dim_keyword(backend: Any, func: str) -> None:
+    """torch's ``dim=``: a TypeError naming ``dim`` that says to use ``axis=`` (BCE has
+    neither: it says so), not Python's generic unexpected-keyword error."""
+    msg = expect_error(TypeError, _call, func, _logits(backend), backend, dim=1, names=("dim",))
+    if func == "binary_cross_entropy_with_logits":
+        assert "elementwise" in msg, msg
+    else:
+        assert "axis=1" in msg, msg
+
+
+def test_torch_keepdim_keyword(backend: Any) -> None:
+    """torch's ``keepdim=`` on logsumexp: a TypeError that says to use ``keepdims=``."""
+    msg = expect_error(
+        TypeError, xsoftmax.logsumexp, _logits(backend), axis=1, keepdim=True, names=("keepdim",)
+    )
+    assert "keepdims=True" in msg, msg
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS)
+def test_signatures_stay_visible(func: str) -> None:
+    """The keyword check keeps each function's own signature (inspect, help()) and its
+    docstring examples (doctest still finds them in their module)."""
+    import doctest
+    import inspect
+    import pydoc
+
+    fn = getattr(xsoftmax, func)
+    params = inspect.signature(fn).parameters
+    assert LOGITS_NAME[func] in params
+    assert not any(p.kind is p.VAR_KEYWORD or p.kind is p.VAR_POSITIONAL for p in params.values())
+    assert "dim" not in params
+    if func != "binary_cross_entropy_with_logits":
+        assert "axis" in params
+    shown = pydoc.plain(pydoc.render_doc(fn))
+    assert f"{func}({LOGITS_NAME[func]}" in shown, shown[:300]
+    assert "**kwargs" not in shown, shown[:300]
+    module = inspect.getmodule(fn)
+    tests = [t for t in doctest.DocTestFinder().find(module) if t.name.endswith("." + func)]
+    assert tests, f"{func}: its docstring examples are no longer collected"
+    assert tests[0].examples
+
+
+@pytest.mark.parametrize("func", LOSSES)
+def test_torch_layout_hint(backend: Any, func: str) -> None:
+    """torch's (N, C, d) layout with the default axis=-1: the target shape error says to
+    pass ``axis=1``, and with axis=1 the result is torch's."""
+    x_np = np.random.default_rng(5).normal(size=(N, C, 2))
+    t_np = np.random.default_rng(6).integers(0, C, size=(N, 2))
+    x = to_backend(backend, x_np)
+    t = to_backend(backend, t_np)
+    fn = getattr(xsoftmax, func)
+    expect_error(ValueError, fn, x, t, names=("target",), contains=("axis=1",))
+    if func == "nll_loss":
+        x_np = ref_log_softmax(x_np, 1)
+        x = to_backend(backend, x_np)
+    res = fn(x, t, axis=1, reduction="none")
+    got = backend.to_numpy(res[0] if isinstance(res, tuple) else res)
+    if func == "nll_loss":
+        want = ref_nll(x_np, t_np, axis=1, reduction="none")
+        want = want[0] if isinstance(want, tuple) else want
+        assert_close(got, want, dtype="float64")
+    else:
+        want, mag = ref_cross_entropy(x_np, t_np, axis=1, reduction="none")
+        assert_close(got, want, dtype="float64", atol=tolerance("float64", C, mag)[1])

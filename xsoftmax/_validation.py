@@ -7,17 +7,60 @@ wrong value). Nothing here computes a result.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import array_api_compat
 
 from ._dtypes import is_real_floating
 
 REDUCTIONS = ("mean", "sum", "none")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+"""torch's keyword names and ours (the array API's)."""
+
+
+def torch_keywords(func: F) -> F:
+    """Decorator: torch's ``dim=`` / ``keepdim=`` get a ``TypeError`` that names ``axis=`` /
+    ``keepdims=`` instead of Python's generic "unexpected keyword argument".
+
+    The wrapper keeps ``func``'s signature for ``inspect.signature`` and ``help()``
+    (``functools.wraps``) and costs one dictionary lookup per call besides the call.
+    """
+    params = inspect.signature(func).parameters
+    name = func.__name__
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "dim" in kwargs or "keepdim" in kwargs:
+            _refuse_torch_keywords(name, params, kwargs)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _refuse_torch_keywords(func: str, params: Any, kwargs: dict[str, Any]) -> None:
+    for torch_name, ours in TORCH_KEYWORDS.items():
+        if torch_name not in kwargs or torch_name in params:
+            continue
+        if ours in params:
+            hint = f"use `{ours}={kwargs[torch_name]!r}`"
+            if torch_name == "dim" and func not in ("softmax", "log_softmax", "logsumexp"):
+                hint += " (torch's (N, C, ...) layout has the classes at axis=1)"
+        else:
+            hint = f"{func} is elementwise and takes no `{ours}` either"
+        msg = (
+            f"{func}: got an unexpected keyword argument `{torch_name}` (torch's name); "
+            f"xsoftmax follows the array API: {hint}"
+        )
+        raise TypeError(msg)
 
 
 def _is_plain_ndarray(a: Any) -> bool:
@@ -402,6 +445,16 @@ def target_kind(func: str, logits_name: str, logits: Any, target: Any, axis: int
         f"{func}: `target` must have shape {index_shape} (class indices) or {prob_shape} "
         f"(probabilities), got {shape}"
     )
+    fits = [
+        a
+        for a in range(len(prob_shape))
+        if a != axis and shapes_match(shape, prob_shape[:a] + prob_shape[a + 1 :])
+    ]
+    if fits:
+        msg += (
+            f"; it fits class indices with the class axis at {fits[0]}: pass `axis={fits[0]}`"
+            + (" (torch's (N, C, d...) layout)" if fits[0] == 1 else "")
+        )
     raise ValueError(msg)
 
 
