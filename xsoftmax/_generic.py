@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from typing import Any
 
 Array = Any
@@ -86,23 +87,80 @@ def shift_by_max(x: Array, axes: tuple[int, ...], acc: Any, *, xp: Any) -> Shift
 def row_sums(
     s: Shifted, axes: tuple[int, ...], acc: Any, *, xp: Any, b: Array | None = None
 ) -> RowSums:
-    """Sum ``b * exp(x - m)`` over ``axes``, keeping the maximum's terms apart."""
-    t = xp.exp(s.z)
-    w = t if s.e is None else t + t * s.e
+    """Sum ``b * exp(x - m)`` over ``axes``, keeping the maximum's terms apart.
+
+    ``top`` is the sum of the actual terms at the maximum (exactly the number of
+    tied maxima when ``b`` is None), not a count: its derivative carries the
+    maximum's, so that every derivative of ``m`` cancels, the second ones too.
+
+    Terms below ``exp(-threshold)`` are exponentiated and summed in a domain
+    scaled by a power of two (see :class:`_Scale`), so that no intermediate is
+    subnormal where the result is normal (XLA on CPU and GPUs flush them to 0).
+    """
+    z = s.z
+    sc = _scale_of(z.dtype, xp=xp)
+    is_top = z == 0
+    small = z < -sc.threshold
+    zero = xp.zeros_like(z)
+    # z + shift is exact for the small entries (both multiples of ulp(threshold))
+    y = xp.where(small, z + sc.shift, z)
+    corr = xp.where(small, xp.full_like(z, sc.delta), zero)
+    if s.e is not None:
+        corr = corr + s.e
+    t = xp.exp(y)
+    u = t + t * corr  # exp(z + e), times 2**(2 * half_bits) where small
+    u = xp.where(small, u * sc.half, u)  # now times 2**half_bits where small
     if b is not None:
-        w = b * w
-    is_top = s.z == 0
-    zero = xp.zeros_like(w)
-    others = xp.where(is_top, zero, w)
+        u = b * u
+    w = xp.where(small, u * sc.half, u)
+    not_rest = xp.logical_or(is_top, small)
+    others = xp.where(not_rest, xp.zeros_like(u), u)
     if b is None and acc == w.dtype:
         rest = accurate_sum(others, axes, xp=xp)
     else:
         rest = xp.sum(others, axis=axes, keepdims=True, dtype=acc)
-    if b is None:
-        top = xp.sum(xp.astype(is_top, acc), axis=axes, keepdims=True)
-    else:
-        top = xp.sum(xp.where(is_top, w, zero), axis=axes, keepdims=True, dtype=acc)
+    tiny = xp.sum(xp.where(small, u, xp.zeros_like(u)), axis=axes, keepdims=True, dtype=acc)
+    rest = rest + tiny * sc.half
+    top = xp.sum(xp.where(is_top, w, xp.zeros_like(w)), axis=axes, keepdims=True, dtype=acc)
     return RowSums(w=w, top=top, rest=rest)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """How to exponentiate tiny terms without a subnormal intermediate.
+
+    An entry with ``z < -threshold`` is exponentiated as ``exp(z + shift)``,
+    where ``shift`` is ``2 * half_bits * log(2)`` rounded to a multiple of
+    ``ulp(threshold)``: ``z + shift`` is then exact, ``delta`` (the rounding of
+    ``shift``) joins the shift's own correction ``e``, and the result is brought
+    back by two exact multiplications by ``half = 2**-half_bits``: the first
+    before weights are applied and terms are summed, the second on the sum (or
+    on the term itself), where the value is normal if the result is.
+    """
+
+    threshold: float
+    shift: float
+    delta: float
+    half: float
+
+
+def _make_scale(half_bits: int, ulp_exp: int, threshold: float) -> _Scale:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = 2 * half_bits * _LN2
+        shift = (exact * 2**ulp_exp).to_integral_value() / 2**ulp_exp
+        return _Scale(threshold, float(shift), float(exact - shift), 2.0**-half_bits)
+
+
+_LN2 = Decimal("0.693147180559945309417232121458176568075500134360255254120680")
+# float64: entries below exp(-512), shifted by 1024 log 2 (ulp(512) = 2**-43);
+# float32: below exp(-64), shifted by 128 log 2 (ulp(64) = 2**-17)
+_SCALE64 = _make_scale(512, 43, 512.0)
+_SCALE32 = _make_scale(64, 17, 64.0)
+
+
+def _scale_of(dtype: Any, *, xp: Any) -> _Scale:
+    return _SCALE64 if dtype == xp.float64 else _SCALE32
 
 
 def accurate_sum(v: Array, axes: tuple[int, ...], *, xp: Any) -> Array:

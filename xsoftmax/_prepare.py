@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from array_api_compat import device
+
 from ._dtypes import accumulation_dtype, compute_dtype
 from ._validation import check_broadcastable, is_bool_dtype
 
@@ -22,7 +24,7 @@ class Prepared:
 
 
 def wider(xp: Any, a: Any, b: Any) -> Any:
-    """The wider of two floating compute dtypes (float64 beats float32)."""
+    """The wider of two native floating compute dtypes (float64 beats float32)."""
     return xp.float64 if xp.float64 in (a, b) else a
 
 
@@ -44,7 +46,10 @@ def prepare_floating(
         check_broadcastable(func, "where", where, tuple(x.shape))
         xc = xp.where(where, xc, xp.full_like(xc, -xp.inf))
     return Prepared(
-        x=xc, out_dtype=out_dtype, compute=compute, acc=accumulation_dtype(xp, compute)
+        x=xc,
+        out_dtype=out_dtype,
+        compute=compute,
+        acc=accumulation_dtype(xp, compute, device(x)),
     )
 
 
@@ -54,7 +59,7 @@ def has_no_element(x: Array) -> bool:
     Handled before any reduction, since ``max`` over no element raises (NumPy,
     and Dask at compute time).
     """
-    return any(int(s) == 0 for s in x.shape)
+    return any(s == 0 for s in x.shape)  # an unknown length (Dask: NaN) is not 0
 
 
 def cast(x: Array, dtype: Any, xp: Any) -> Array:
