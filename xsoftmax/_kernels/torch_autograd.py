@@ -18,6 +18,7 @@ A row whose entries are all ``-inf`` gets a zero gradient, never NaN.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +41,8 @@ def _cpu() -> Any:
     """The numba kernel module, or None where it cannot be imported."""
     if not _cpu_module:
         module: Any = None
-        try:
+        with contextlib.suppress(ImportError):  # the module is missing
             from . import cpu as module
-        except ImportError:  # the module is missing
-            pass
         _cpu_module.append(module)
     return _cpu_module[0]
 
@@ -136,13 +135,15 @@ def _one_hot(target: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tenso
     return (classes == target.unsqueeze(axis)).to(like.dtype)
 
 
-_NONE = torch.empty(0)
+def _no_grad() -> torch.Tensor:
+    """The placeholder for the gradient rows that no fused kernel computed."""
+    return torch.empty(0)
 
 
 def _nll_kernel(
     rows: Any, x: torch.Tensor, target: torch.Tensor, acc: Any, with_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fused kernel's ``(nll, empty, softmax - onehot or empty, empty)``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fused kernel's ``(nll, empty, softmax - onehot or empty)``."""
     cpu = _cpu()
     t = target.reshape(-1).to(torch.int64).contiguous().numpy()
     with _quiet():
@@ -157,15 +158,15 @@ def _nll_kernel(
                 empty = torch.from_numpy(cpu.target_nll(rows, t)[1])
         else:
             nll_np, empty_np = cpu.target_nll(rows, t)
-            nll, empty, grad = torch.from_numpy(nll_np), torch.from_numpy(empty_np), _NONE
+            nll, empty, grad = torch.from_numpy(nll_np), torch.from_numpy(empty_np), _no_grad()
     shape = tuple(target.shape)
-    return nll.to(acc).view(shape), empty.view(shape), grad, _NONE
+    return nll.to(acc).view(shape), empty.view(shape), grad
 
 
 def _nll_forward(
     x: torch.Tensor, target: torch.Tensor, axis: int, acc: Any, with_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(nll, empty, grad rows or empty, lse or empty)``; grad rows = softmax - onehot."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nll, empty, grad rows)``: softmax - onehot from the fused kernel, else empty."""
     ax = axis % x.ndim
     rows = _rows(x, (ax,))
     if rows is not None:
@@ -178,8 +179,7 @@ def _nll_forward(
         if s.e is not None:
             nll = nll - _take(s.e, safe, ax).to(acc)
         empty = (s.m == -torch.inf).squeeze(ax)
-        lse = s.m_safe.to(acc) + log_sum
-    return nll, empty, _NONE, lse
+    return nll, empty, _no_grad()
 
 
 # --------------------------------------------------------------------------------------
@@ -264,25 +264,23 @@ class _LogSumExp(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
         x, spec = inputs
-        ctx.axes = spec.axes
-        ctx.save_for_backward(x, output)
-        ctx.save_for_forward(x, output)
+        ctx.axes, ctx.acc = spec.axes, spec.acc
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
 
+    # the weights are softmax(x), not exp(x - out): out = m + log Σ rounds away what
+    # x - m keeps (float32 [3e38, 3e38] would give [1, 1] instead of [0.5, 0.5])
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        x, out = ctx.saved_tensors
-        return (g * _lse_weights(x, out)).to(x.dtype), None
+        (x,) = ctx.saved_tensors
+        p = _softmax_of(x, ctx.axes, ctx.acc)
+        return g.to(p.dtype) * p, None
 
     @staticmethod
     def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> torch.Tensor:
-        x, out = ctx.saved_tensors
-        return (_lse_weights(x, out) * x_t.to(out.dtype)).sum(dim=_dims(ctx.axes), keepdim=True)
-
-
-def _lse_weights(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``exp(x - logsumexp(x))`` in the output's dtype; 0 in rows with no finite entry."""
-    p = torch.exp(x.to(out.dtype) - out)
-    return torch.where(out == -torch.inf, torch.zeros_like(p), p)
+        (x,) = ctx.saved_tensors
+        p = _softmax_of(x, ctx.axes, ctx.acc)
+        return (p * x_t.to(p.dtype)).sum(dim=_dims(ctx.axes), keepdim=True).to(ctx.acc)
 
 
 class _TargetNLL(torch.autograd.Function):
@@ -291,7 +289,7 @@ class _TargetNLL(torch.autograd.Function):
     @staticmethod
     def forward(
         x: torch.Tensor, target: torch.Tensor, spec: _Spec
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return _nll_forward(x, target, spec.axes[0], spec.acc, with_grad=True)
 
     @staticmethod
@@ -299,26 +297,23 @@ class _TargetNLL(torch.autograd.Function):
         x, target, spec = inputs
         ctx.acc = spec.acc
         ctx.axis = spec.axes[0] % x.ndim
-        _, empty, grad, lse = output
-        ctx.mark_non_differentiable(empty, grad, lse)
+        _, empty, grad = output
+        ctx.mark_non_differentiable(empty, grad)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, target, grad, lse)
+        ctx.save_for_backward(x, target, grad)
         ctx.save_for_forward(x, target)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor | None, *_: Any) -> tuple[Any, ...]:
         if g is None:
             return None, None, None
-        x, target, grad, lse = ctx.saved_tensors
+        x, target, grad = ctx.saved_tensors
         ax = ctx.axis
         gu = g.unsqueeze(ax)
-        if torch.is_grad_enabled() or not _plain(x):  # double backward, transforms
+        if grad.numel() and not torch.is_grad_enabled() and _plain(x):
+            gx = gu.to(grad.dtype) * grad  # the fused kernel's softmax - onehot
+        else:  # generic forward, double backward, transforms: differentiable
             p = _softmax_of(x, (ax,), ctx.acc)
-            gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
-        elif grad.numel() or not lse.numel():  # the fused kernel's softmax - onehot
-            gx = gu.to(grad.dtype) * grad
-        else:
-            p = _lse_weights(x, lse)
             gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
         return gx.to(x.dtype), None, None
 
@@ -329,7 +324,7 @@ class _TargetNLL(torch.autograd.Function):
         p = _softmax_of(x, (ax,), ctx.acc)
         t = x_t.to(p.dtype)
         d = (p * t).sum(dim=ax) - _take(t, target, ax)
-        return d.to(ctx.acc), None, None, None
+        return d.to(ctx.acc), None, None
 
 
 # --------------------------------------------------------------------------------------
@@ -393,7 +388,7 @@ def target_nll(x: Array, target: Array, axis: int, acc: Any) -> tuple[Array, Arr
     tensor([[ 0.5000, -0.5000]])
     """
     if not _tracked(x):
-        nll, empty, _, _ = _nll_forward(x, target, axis, acc, with_grad=False)
+        nll, empty, _ = _nll_forward(x, target, axis, acc, with_grad=False)
         return nll, empty
-    nll, empty, _, _ = _TargetNLL.apply(x, target, _Spec("nll", (axis,), acc))
+    nll, empty, _ = _TargetNLL.apply(x, target, _Spec("nll", (axis,), acc))
     return nll, empty
