@@ -262,3 +262,144 @@ def test_empty_batch_loss_keeps_graph(backend: Any, reduction: str, func: str) -
     if prob:
         assert t.grad is not None
         assert tuple(t.grad.shape) == (0, 4)
+
+
+# --------------------------------------------------------------------------------------
+# items 13 and 14: exact class-index comparisons for every integer dtype and ignore_index
+# --------------------------------------------------------------------------------------
+INT_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+IGNORE_VALUES = [-100, 2**70, -(2**63) - 1, 2**64 - 1, 2**63 + 5, 2**31, 255, -(2**31) - 1]
+X4 = np.array([[2.0, 0.5, -1.0, 0.0], [0.0, 1.0, 3.0, -2.0], [1.0, 1.0, 1.0, 1.0]])
+
+
+def ce_oracle(x: np.ndarray, t: list[int], ignore_index: int, **kw: Any) -> np.ndarray:
+    """torch's float64 cross_entropy; the ignored samples found by Python int equality."""
+    import torch
+    import torch.nn.functional as F
+
+    t64 = torch.tensor([-100 if v == ignore_index else v for v in t], dtype=torch.int64)
+    return F.cross_entropy(torch.from_numpy(x), t64, ignore_index=-100, **kw).numpy()
+
+
+def dtype_holds(dtype: str, value: int) -> bool:
+    info = np.iinfo(dtype)
+    return int(info.min) <= value <= int(info.max)
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_ignore_index_any_python_int(backend: Any, dtype: str) -> None:
+    """Items 13/14: any Python int ignore_index; equal targets (exactly) are ignored."""
+    for ignore_index in IGNORE_VALUES[:4] if backend.lazy else IGNORE_VALUES:  # Dask: slow
+        check_ignore_index(backend, dtype, ignore_index)
+
+
+def check_ignore_index(backend: Any, dtype: str, ignore_index: int) -> None:
+    t = [0, 3, 2]
+    if dtype_holds(dtype, ignore_index) and ignore_index not in t:
+        t[1] = ignore_index  # a target equal to ignore_index in the target's own dtype
+    target = backend.asarray(np.array(t, dtype=dtype))
+    for reduction in ("none", "mean"):
+        got = xsoftmax.cross_entropy(
+            backend.asarray(X4), target, ignore_index=ignore_index, reduction=reduction
+        )
+        want = ce_oracle(X4, t, ignore_index, reduction=reduction)
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-14)
+    got = xsoftmax.nll_loss(
+        backend.asarray(X4), target, ignore_index=ignore_index, reduction="sum"
+    )
+    lp = [0.0 if v == ignore_index else -X4[i, v] for i, v in enumerate(t)]
+    assert float(backend.to_numpy(got)) == pytest.approx(sum(lp), rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [("uint64", 2**64 - 100), ("uint64", 2**63 + 1), ("uint64", 2**63), ("uint32", 2**32 - 1)],
+)
+def test_wide_unsigned_targets_do_not_wrap(backend: Any, dtype: str, value: int) -> None:
+    """Item 13: [0, 3, 2**64-100] is out of range, not ignore_index -100; shown unwrapped."""
+    target = backend.asarray(np.array([0, 3, value], dtype=dtype))
+    x = backend.asarray(X4)
+    if backend.lazy:  # no value check behind the caller's back: NaN for that sample
+        got = backend.to_numpy(xsoftmax.cross_entropy(x, target, reduction="none"))
+        assert np.isnan(got[2])
+        want = ce_oracle(X4[:2], [0, 3], -100, reduction="none")
+        np.testing.assert_allclose(got[:2], want, rtol=1e-14)
+        return
+    for fn in (xsoftmax.cross_entropy, xsoftmax.nll_loss, xsoftmax.cross_entropy_with_grad):
+        with pytest.raises(ValueError, match=rf"out-of-range index\(es\): {value}$"):
+            fn(x, target)
+
+
+def test_out_of_range_message_range_with_wrapped_values() -> None:
+    """Item 13: the message's range runs over the caller's values, wrapped ones included."""
+    target = np.array([7, 2**63 + 1, 2**64 - 1, 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match=rf"3 out-of-range.*from 7 to {2**64 - 1}$"):
+        xsoftmax.cross_entropy(np.zeros((4, 3)), target, ignore_index=2**64 - 1 - 1)
+
+
+@pytest.mark.parametrize("backend", [b for b in AUTOGRAD if b.id == "jax"] or AUTOGRAD[:0])
+def test_ignore_index_without_x64(backend: Any) -> None:
+    """Item 14: 2**31 (and uint32 values) on JAX without x64 (int32 indices)."""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(False):
+        x = jnp.asarray(X4.astype(np.float32))
+        for ignore_index in (2**31, -(2**31) - 1, 2**70):
+            got = xsoftmax.cross_entropy(
+                x, jnp.asarray([0, 3, 2], dtype=jnp.int32), ignore_index=ignore_index
+            )
+            want = ce_oracle(X4, [0, 3, 2], ignore_index)
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+        t = jnp.asarray(np.array([0, 2**32 - 1, 2], dtype=np.uint32))
+        got = xsoftmax.cross_entropy(x, t, ignore_index=2**32 - 1, reduction="none")
+        np.testing.assert_allclose(
+            np.asarray(got), ce_oracle(X4, [0, -100, 2], -100, reduction="none"), rtol=1e-6
+        )
+        with pytest.raises(ValueError, match=f"index\\(es\\): {2**31 + 5}$"):
+            xsoftmax.cross_entropy(x, jnp.asarray(np.array([0, 2**31 + 5, 1], dtype=np.uint32)))
+
+
+# --------------------------------------------------------------------------------------
+# item 19: 64-dimensional logits with the class axis not last
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [0, 1, 62, -1])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_64_dimensional_logits(backend: Any, axis: int, reduction: str) -> None:
+    """Item 19: ndim 64 (NumPy's maximum), classes on any axis: torch's value on the 2-D view."""
+    if backend.name == "dask":
+        pytest.skip("Dask cannot rechunk arrays of more than 32 dimensions (its own limit)")
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(19)
+    shape = [1] * 64
+    shape[0], shape[1], shape[62], shape[63] = 2, 3, 2, 3
+    x = rng.normal(size=shape) * 4
+    c = shape[axis]
+    t = rng.integers(0, c, size=tuple(s for i, s in enumerate(shape) if i != axis % 64))
+    w = np.linspace(0.5, 2.0, c)
+    x2 = np.moveaxis(x, axis, -1).reshape(-1, c)
+    t1 = torch.from_numpy(t.reshape(-1))
+    want_ce = F.cross_entropy(
+        torch.from_numpy(x2), t1, weight=torch.from_numpy(w), reduction=reduction
+    )
+    want_nll = F.nll_loss(
+        torch.from_numpy(x2), t1, weight=torch.from_numpy(w), reduction=reduction
+    )
+    xb, tb, wb = backend.asarray(x), backend.asarray(t), backend.asarray(w)
+    kw = {"axis": axis, "weight": wb, "reduction": reduction}
+    got_ce = backend.to_numpy(xsoftmax.cross_entropy(xb, tb, **kw))
+    got_nll = backend.to_numpy(xsoftmax.nll_loss(xb, tb, **kw))
+    loss, grad = xsoftmax.cross_entropy_with_grad(xb, tb, **kw)
+    np.testing.assert_allclose(
+        got_ce.reshape(-1), want_ce.numpy().reshape(-1), rtol=1e-13, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        got_nll.reshape(-1), want_nll.numpy().reshape(-1), rtol=1e-13, atol=1e-15
+    )
+    np.testing.assert_allclose(backend.to_numpy(loss), got_ce, rtol=1e-15)
+    xt = torch.from_numpy(x2).requires_grad_(True)
+    F.cross_entropy(xt, t1, weight=torch.from_numpy(w), reduction=reduction).sum().backward()
+    want_grad = np.moveaxis(xt.grad.numpy().reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
+    np.testing.assert_allclose(backend.to_numpy(grad), want_grad, rtol=1e-12, atol=1e-15)
