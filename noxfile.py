@@ -1,3 +1,7 @@
+#!/usr/bin/env python3
+# /// script
+# dependencies = ["nox>=2025.10.14"]
+# ///
 """Test matrix: one nox session per array backend, plus lint, typecheck and docs.
 
 ``nox`` (no arguments) runs every CPU session; ``nox -l`` lists them all;
@@ -17,6 +21,8 @@ import sys
 from pathlib import Path
 
 import nox
+
+nox.needs_version = ">=2025.10.14"
 
 ROOT = Path(__file__).parent
 BACKENDS_DIR = ROOT / "backends"
@@ -41,19 +47,9 @@ GPU_BACKENDS = ("cupy", "torch-cuda")
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips
-# plain `nox` runs every session that can run on a CPU-only machine without a browser
-nox.options.sessions = [
-    "numpy",
-    "numpy-fast",
-    "array-api-strict",
-    "torch",
-    "torch-fast",
-    "jax",
-    "dask",
-    "lint",
-    "typecheck",
-    "docs",
-]
+# Plain `nox` runs every session marked default: those that run on a CPU-only machine
+# without a browser (`nox -l` marks them with `*`). GPU, browser and measuring sessions
+# run when named (`nox -s docs-browser`).
 
 
 def _requirements(name: str) -> str:
@@ -146,14 +142,14 @@ def dask(session: nox.Session) -> None:
 
 # GPU sessions reuse the GPU image's CUDA builds (system site packages) instead of
 # downloading them, and use the interpreter that runs nox (the image's own Python).
-@nox.session(python=None, venv_params=["--system-site-packages"])
+@nox.session(default=False, python=None, venv_params=["--system-site-packages"])
 def cupy(session: nox.Session) -> None:
     """CuPy on an NVIDIA GPU (skipped, before installing anything, without one)."""
     _gpu_or_skip(session)
     _run_tests(session, "cupy")
 
 
-@nox.session(name="torch-cuda", python=None, venv_params=["--system-site-packages"])
+@nox.session(default=False, name="torch-cuda", python=None, venv_params=["--system-site-packages"])
 def torch_cuda(session: nox.Session) -> None:
     """PyTorch on CUDA (skipped, before installing anything, without a GPU)."""
     _gpu_or_skip(session)
@@ -218,7 +214,7 @@ def docs(session: nox.Session) -> None:
     session.log(f"site: {DOCS_HTML / 'index.html'}")
 
 
-@nox.session(name="docs-browser", python=PYTHON)
+@nox.session(default=False, name="docs-browser", python=PYTHON)
 def docs_browser(session: nox.Session) -> None:
     """Render pages of the built site in headless Chromium and check text, math, images."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -235,18 +231,23 @@ def _install_measuring_tools(session: nox.Session) -> None:
     """Every library that the accuracy and speed harnesses compare xsoftmax with."""
     for name in ("numpy", "torch", "jax", "array-api-strict"):
         session.install("-r", _requirements(name))
-    session.install("-e", ".[test]", "matplotlib>=3.7")
+    _install_package_for_tests(session)
+    session.install("matplotlib>=3.7")
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, default=False)
 def accuracy(session: nox.Session) -> None:
     """Accuracy table in ulps against an mpmath reference (benchmarks/accuracy.py; not in CI)."""
     _install_measuring_tools(session)
     session.run("python", "benchmarks/accuracy.py", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Speed and memory against the anchors, side by side (benchmarks/run.py; not in CI)."""
     _install_measuring_tools(session)
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+if __name__ == "__main__":
+    nox.main()
