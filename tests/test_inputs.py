@@ -462,3 +462,25 @@ def test_torch_func_vmap_bad_index_is_nan(func: str) -> None:
     assert not torch.isnan(got[finite]).any()
     with pytest.raises(ValueError, match="target"):
         call(x[0], t[0])
+
+
+@pytest.mark.parametrize(("func", "arg"), ARGS)
+@pytest.mark.parametrize("kind", ["scipy csr_array", "scipy coo_matrix", "jax BCOO"])
+def test_other_sparse_arrays_are_refused(func: str, arg: str, kind: str) -> None:
+    """SciPy sparse arrays/matrices and JAX's BCOO: TypeError naming the argument."""
+    dense = _valid(func, arg)
+    if kind.startswith("scipy"):
+        sparse = pytest.importorskip("scipy.sparse")
+        if dense.ndim != 2:
+            pytest.skip("SciPy sparse formats are 2-D")
+        value = (sparse.csr_array if "csr" in kind else sparse.coo_matrix)(dense)
+        convert: Callable[[np.ndarray], Any] = np.asarray
+    else:
+        jsparse = pytest.importorskip("jax.experimental.sparse")
+        import jax.numpy as jnp
+
+        value = jsparse.BCOO.fromdense(jnp.asarray(dense))
+        convert = jnp.asarray
+    msg = _raises_naming(TypeError, arg, lambda: _call_with(func, convert, **{arg: value}))
+    assert "sparse" in msg, msg
+    assert "dense" in msg, msg

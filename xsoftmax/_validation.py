@@ -241,6 +241,13 @@ def _check_kind(func: str, name: str, a: Any) -> None:
             f"the plain data (`np.ma.getdata({name})`) and give the mask explicitly: {how}"
         )
         raise TypeError(msg)
+    module = type(a).__module__
+    if module.startswith(("scipy.sparse", "jax.experimental.sparse", "cupyx.scipy.sparse")):
+        msg = (
+            f"{func}: `{name}` is a sparse array ({module}.{type(a).__name__}); pass a dense "
+            f"array, e.g. `{name}.todense()`"
+        )
+        raise TypeError(msg)
     if array_api_compat.is_torch_array(a):
         torch = sys.modules["torch"]
         if a.layout != torch.strided:
