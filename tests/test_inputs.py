@@ -334,6 +334,26 @@ def _torch_cases() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], st
             lambda x, t: torch.logsumexp(x, -1),
             "index",
         ),
+        "softmax where": (
+            lambda x, m: X.softmax(x, where=m),
+            lambda x, m: torch.softmax(x.masked_fill(~m, -torch.inf), -1),
+            "mask",
+        ),
+        "logsumexp b": (
+            lambda x, b: X.logsumexp(x, axis=-1, b=b),
+            lambda x, b: torch.logsumexp(x + torch.log(b), -1),
+            "b",
+        ),
+        "logsumexp signed b": (
+            lambda x, b: torch.stack(X.logsumexp(x, axis=-1, b=b - 0.5, return_sign=True)),
+            lambda x, b: torch.stack(
+                [
+                    torch.log(torch.abs(torch.sum((b - 0.5) * torch.exp(x), -1))),
+                    torch.sign(torch.sum((b - 0.5) * torch.exp(x), -1)),
+                ]
+            ),
+            "b",
+        ),
         "cross_entropy": (
             lambda x, t: X.cross_entropy(x, t, weight=w),
             lambda x, t: F.cross_entropy(x, t, weight=w),
@@ -374,11 +394,18 @@ def _torch_cases() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], st
 
 
 def _torch_batch(kind: str) -> tuple[Any, Any]:
-    """(B, N, C) float64 logits and (B, N) class indices (one ignored) or (B, N, C) probs."""
+    """(B, N, C) float64 logits and (B, N) class indices (one ignored), or (B, N, C)
+    probabilities, ``where`` masks or positive ``b`` weights."""
     import torch
 
     rng = np.random.default_rng(11)
     x = torch.asarray(rng.normal(size=(3, N, C)) * 3)
+    if kind == "mask":
+        mask = rng.uniform(size=(3, N, C)) < 0.7
+        mask[..., 0] = True  # no fully masked row (torch gives NaN there, xsoftmax 0)
+        return x, torch.asarray(mask)
+    if kind == "b":
+        return x, torch.asarray(rng.uniform(0.1, 1.0, size=(3, N, C)))
     if kind == "prob":
         return x, torch.asarray(rng.dirichlet(np.ones(C), size=(3, N)))
     t = rng.integers(0, C, size=(3, N))
@@ -388,6 +415,9 @@ def _torch_batch(kind: str) -> tuple[Any, Any]:
 
 TORCH_CASES = (
     "softmax",
+    "softmax where",
+    "logsumexp b",
+    "logsumexp signed b",
     "log_softmax",
     "logsumexp",
     "cross_entropy",
