@@ -4,12 +4,16 @@ Anchors
 -------
 - NumPy: ``scipy.special.log_softmax`` / ``softmax`` / ``logsumexp`` (``axis=-1``);
   NumPy ``cross_entropy`` against ``torch.nn.functional.cross_entropy`` on the same
-  data (a torch tensor sharing the NumPy buffer, one thread).
+  data (a torch tensor sharing the NumPy buffer, one thread), and
+  ``cross_entropy_with_grad`` against ``F.cross_entropy`` forward + backward
+  (``torch.autograd.grad``) on the same buffer.
 - PyTorch (CPU, one thread): ``torch.log_softmax``, ``torch.softmax``,
-  ``F.cross_entropy`` with integer targets.
+  ``F.cross_entropy`` with integer targets; forward + backward
+  (``torch.autograd.grad``) of ``log_softmax`` (against a fixed random cotangent)
+  and of ``cross_entropy``.
 - JAX, both sides under ``jax.jit``, with ``block_until_ready``:
   ``jax.nn.log_softmax``, and ``optax.softmax_cross_entropy_with_integer_labels``
-  (mean) where optax is installed.
+  (mean) where optax is installed, forward and ``value_and_grad``.
 
 Every case also times ``np.copyto`` of its input into a preallocated buffer: the
 bandwidth reference (one read and one write of the input).
@@ -35,7 +39,7 @@ SHAPES_DEFAULT: tuple[Shape, ...] = (
     (4096, 1000),
     (1024, 8192),
     (256, 32000),
-    (64, 262144),
+    (8, 262144),
 )
 #: Shapes of ``--quick``.
 SHAPES_QUICK: tuple[Shape, ...] = ((32, 10), (65536, 10), (4096, 1000), (256, 32000))
@@ -45,9 +49,15 @@ MEMORY_SHAPE: Shape = (64, 262144)
 LIBRARIES = ("numpy", "torch", "jax")
 DTYPES = ("float32", "float64")
 FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "numpy": ("log_softmax", "softmax", "logsumexp", "cross_entropy"),
-    "torch": ("log_softmax", "softmax", "cross_entropy"),
-    "jax": ("log_softmax", "cross_entropy"),
+    "numpy": ("log_softmax", "softmax", "logsumexp", "cross_entropy", "cross_entropy_with_grad"),
+    "torch": (
+        "log_softmax",
+        "softmax",
+        "cross_entropy",
+        "log_softmax_fwd_bwd",
+        "cross_entropy_fwd_bwd",
+    ),
+    "jax": ("log_softmax", "cross_entropy", "cross_entropy_value_and_grad"),
 }
 XSOFTMAX = "xsoftmax"
 COPY = "np.copyto"
@@ -225,10 +235,23 @@ def _numpy_cases(xs: Any, inp: Inputs, functions: tuple[str, ...]) -> Iterator[C
             lambda: xs.cross_entropy(x, t),
             lambda: F.cross_entropy(xt, tt),
         ),
+        "cross_entropy_with_grad": (
+            "F.cross_entropy fwd+bwd (torch)",
+            lambda: xs.cross_entropy_with_grad(x, t),
+            lambda: _grad(F.cross_entropy(xg, tt), xg),
+        ),
     }
+    xg = torch.from_numpy(x).requires_grad_(True)  # the same buffer, as a leaf
     for fname in functions:
         anchor_name, mine, theirs = plans[fname]
         yield Case("numpy", fname, inp.shape, inp.dtype, anchor_name, mine, theirs, inp.copy)
+
+
+def _grad(out: Any, x: Any, cotangent: Any = None) -> Any:
+    """``d out / d x`` (torch), against ``cotangent`` for a non-scalar ``out``."""
+    import torch
+
+    return torch.autograd.grad(out, x, cotangent)
 
 
 def _torch_cases(xs: Any, inp: Inputs, functions: tuple[str, ...]) -> Iterator[Case]:
@@ -248,7 +271,19 @@ def _torch_cases(xs: Any, inp: Inputs, functions: tuple[str, ...]) -> Iterator[C
             lambda: xs.cross_entropy(xt, tt),
             lambda: F.cross_entropy(xt, tt),
         ),
+        "log_softmax_fwd_bwd": (
+            "torch.log_softmax fwd+bwd",
+            lambda: _grad(xs.log_softmax(xg), xg, cot),
+            lambda: _grad(torch.log_softmax(xg, -1), xg, cot),
+        ),
+        "cross_entropy_fwd_bwd": (
+            "F.cross_entropy fwd+bwd",
+            lambda: _grad(xs.cross_entropy(xg, tt), xg),
+            lambda: _grad(F.cross_entropy(xg, tt), xg),
+        ),
     }
+    xg = xt.clone().requires_grad_(True)
+    cot = torch.from_numpy(np.random.default_rng(1).standard_normal(inp.shape).astype(inp.dtype))
     for fname in functions:
         anchor_name, mine, theirs = plans[fname]
         yield Case("torch", fname, inp.shape, inp.dtype, anchor_name, mine, theirs, inp.copy)
@@ -268,12 +303,13 @@ def _jax_cases(xs: Any, inp: Inputs, functions: tuple[str, ...]) -> Iterator[Cas
     x, t = jnp.asarray(inp.logits), jnp.asarray(inp.target)
     for fname in functions:
         notes: list[str] = []
+        grad = fname == "cross_entropy_value_and_grad"
         if fname == "log_softmax":
             anchor_name = "jit(jax.nn.log_softmax)"
             mine = _blocking(jax.jit(lambda a: xs.log_softmax(a)), x)
             theirs = _blocking(jax.jit(lambda a: jax.nn.log_softmax(a, axis=-1)), x)
         else:
-            mine = _blocking(jax.jit(lambda a, b: xs.cross_entropy(a, b)), x, t)
+            mine = _blocking(_jit_ce(jax, lambda a, b: xs.cross_entropy(a, b), grad), x, t)
             try:
                 import optax
 
@@ -289,8 +325,26 @@ def _jax_cases(xs: Any, inp: Inputs, functions: tuple[str, ...]) -> Iterator[Cas
                     logp = jax.nn.log_softmax(a, axis=-1)
                     return -jnp.mean(jnp.take_along_axis(logp, b[:, None], axis=-1))
 
-            theirs = _blocking(jax.jit(anchor_fn), x, t)
+            theirs = _blocking(_jit_ce(jax, anchor_fn, grad), x, t)
+            if grad:
+                anchor_name = anchor_name.replace("jit(", "jit(value_and_grad ")
         yield Case("jax", fname, inp.shape, inp.dtype, anchor_name, mine, theirs, inp.copy, notes)
+
+
+def _jit_ce(jax: Any, fn: Callable[..., Any], grad: bool) -> Callable[..., Any]:
+    """``jit(fn)``, or ``jit(value_and_grad(fn))`` with the gradient's leaves awaited."""
+    if not grad:
+        return jax.jit(fn)
+    jitted = jax.jit(jax.value_and_grad(fn))
+
+    class _Both:
+        def __init__(self, pair: Any) -> None:
+            self.pair = pair
+
+        def block_until_ready(self) -> Any:
+            return jax.block_until_ready(self.pair)
+
+    return lambda a, b: _Both(jitted(a, b))
 
 
 def build_cases(

@@ -202,10 +202,11 @@ def test_nll_and_grad_kernel_equals_generic(x: np.ndarray, seed: int) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_parallel_rows_equal_generic(dtype: Any) -> None:
+def test_parallel_rows_equal_generic(dtype: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inputs above the parallel threshold (rows split over threads), special rows included."""
+    monkeypatch.setattr(cpu, "_PARALLEL_MIN_SIZE", 1 << 12)
     rng = np.random.default_rng(7)
-    n, c = 8, cpu._PARALLEL_MIN_SIZE // 8 + 3
+    n, c = 8, 1000
     x = (rng.standard_normal((n, c)) * 20).astype(dtype)
     x[1] = -np.inf
     x[2, 5] = np.nan

@@ -6,6 +6,9 @@ here. For any one call there are at most two candidates:
 * NumPy arrays reduced over their last axis: the numba CPU kernel
   (:mod:`xsoftmax._kernels.cpu`, when the ``fast`` extra is installed), else
   the NumPy fast path (:mod:`xsoftmax._numpy_fast`);
+* torch tensors: :mod:`xsoftmax._kernels.torch_autograd` (autograd Functions
+  with analytic derivatives; the CPU kernel on a plain CPU tensor's memory);
+* JAX arrays: :mod:`xsoftmax._kernels.jax_rules` (custom JVP rules);
 * anything else: the generic kernel (:mod:`xsoftmax._generic`), on cache-sized
   blocks of rows where that pays (:mod:`xsoftmax._blocked`).
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+
+import array_api_compat
 
 from . import _generic, _numpy_fast
 from ._blocked import can_block, map_row_blocks
@@ -72,6 +77,15 @@ def _numpy_rows(x: Array, axes: tuple[int, ...]) -> bool:
     )
 
 
+def _torch_tensor(x: Array) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _jax_array(x: Array) -> bool:
+    return "jax" in sys.modules and array_api_compat.is_jax_array(x)
+
+
 def _cpu() -> Any:
     """:mod:`xsoftmax._kernels.cpu` if its kernels may run, else None."""
     return cpu if cpu.available() else None
@@ -82,6 +96,54 @@ def _as_rows(x: Array) -> Array:
     import numpy as np
 
     return np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+
+
+def numpy_lane(op: str, x: Array, axis: Any) -> Array | None:
+    """The whole call for the commonest case, before any validation, or None.
+
+    A native-order float32/float64 ``np.ndarray`` (not a subclass) of at least
+    one dimension with columns, reduced over its last axis given as an int (or
+    None for the logsumexp of a vector), with
+    no other option (the caller checks ``where``, ``dtype``, ``b``...): every
+    check of the full path would pass, and the full path would run the same
+    kernel. ``op`` is "softmax", "log_softmax" or "logsumexp" (result in ``x``'s
+    dtype, the last axis dropped).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xsoftmax._dispatch import numpy_lane
+    >>> numpy_lane("softmax", np.zeros((1, 2)), -1).tolist()
+    [[0.5, 0.5]]
+    >>> numpy_lane("softmax", np.zeros((1, 2)), 0) is None
+    True
+    """
+    np = sys.modules.get("numpy")
+    if np is None or type(x) is not np.ndarray:
+        return None
+    if axis is None and op == "logsumexp" and x.ndim == 1:
+        axis = 0  # every axis of a vector: its last
+    if (
+        type(axis) is not int
+        or x.dtype not in _LANE_DTYPES
+        or x.ndim == 0
+        or axis not in (-1, x.ndim - 1)
+        or x.shape[-1] == 0
+        or not fast_paths_enabled()
+    ):
+        return None
+    if cpu.available():
+        rows = _as_rows(x)
+        if op == "logsumexp":
+            return cpu.logsumexp(rows).astype(x.dtype, copy=False).reshape(x.shape[:-1])
+        return getattr(cpu, op)(rows).reshape(x.shape)
+    with np.errstate(all="ignore"):
+        if op == "logsumexp":
+            return _numpy_fast.logsumexp(x).astype(x.dtype, copy=False)
+        return getattr(_numpy_fast, op)(x)
+
+
+_LANE_DTYPES = ("float32", "float64")
 
 
 def softmax_family(
@@ -108,6 +170,14 @@ def softmax_family(
         if cpu is not None:
             return getattr(cpu, op)(_as_rows(x)).reshape(x.shape)
         return getattr(_numpy_fast, op)(x)
+    if _torch_tensor(x):
+        from ._kernels import torch_autograd
+
+        return torch_autograd.softmax_family(op, x, axes, acc)
+    if _jax_array(x):
+        from ._kernels import jax_rules
+
+        return jax_rules.softmax_family(op, x, axes, acc)
     if can_block(x, axes):
         return map_row_blocks(
             lambda rows: generic(rows, (1,), acc, xp=xp),
@@ -139,6 +209,14 @@ def logsumexp(x: Array, axes: tuple[int, ...], acc: Any, xp: Any) -> Array:
         else:
             out = _numpy_fast.logsumexp(x)
         return xp.expand_dims(out, axis=-1)
+    if _torch_tensor(x):
+        from ._kernels import torch_autograd
+
+        return torch_autograd.logsumexp(x, axes, acc)
+    if _jax_array(x):
+        from ._kernels import jax_rules
+
+        return jax_rules.logsumexp(x, axes, acc)
     if can_block(x, axes):
         out = map_row_blocks(
             lambda rows: xp.squeeze(_generic.logsumexp(rows, (1,), acc, xp=xp)[0], axis=1),
@@ -157,8 +235,9 @@ def target_nll(
     """``(logsumexp(x) - x[target], no finite logit)`` per sample by a fast path, or None.
 
     ``target`` holds safe class indices (ignored and bad ones replaced by 0),
-    the shape of ``x`` without ``axis``. None: no fast path applies, the caller
-    runs the generic forward (which also serves label smoothing and probabilities).
+    the shape of ``x`` without ``axis``. The NLL is differentiable on torch and
+    JAX. None: no fast path applies, the caller runs the generic forward (which
+    also serves label smoothing and probabilities).
 
     Examples
     --------
@@ -169,7 +248,17 @@ def target_nll(
     >>> round(float(nll[0]), 4), empty.tolist()
     (0.6931, [False])
     """
-    if not fast_paths_enabled() or not _numpy_rows(x, (axis,)):
+    if not fast_paths_enabled():
+        return None
+    if _torch_tensor(x):
+        from ._kernels import torch_autograd
+
+        return torch_autograd.target_nll(x, target, axis, acc)
+    if _jax_array(x):
+        from ._kernels import jax_rules
+
+        return jax_rules.target_nll(x, target, axis, acc)
+    if not _numpy_rows(x, (axis,)):
         return None
     lead = x.shape[:-1]
     cpu = _cpu()
