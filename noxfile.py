@@ -192,10 +192,11 @@ def _build_docs(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the site (Sphinx, -W) and run every example: docstrings and docs pages."""
     _build_docs(session)
+    session.install("-r", _requirements("fast"))  # the numba kernels' own examples
     # the docstring examples (on NumPy and array-api-strict) and the pages' `>>>` code (the
-    # tutorial, the NumPy guide): printed output is compared. Modules that import an
-    # optional backend at their top (torch, JAX, Dask, numba kernels) are reported as
-    # skipped here; their examples run in that backend's own session.
+    # tutorial, the NumPy guide): printed output is compared. numba is installed, so the
+    # compiled kernels' examples run; modules that import torch, JAX or Dask at their top
+    # are reported as skipped here (their code is tested in those backends' sessions).
     session.run(
         "pytest",
         "-p",
