@@ -514,3 +514,24 @@ def test_other_sparse_arrays_are_refused(func: str, arg: str, kind: str) -> None
     msg = _raises_naming(TypeError, arg, lambda: _call_with(func, convert, **{arg: value}))
     assert "sparse" in msg, msg
     assert "dense" in msg, msg
+
+
+@pytest.mark.parametrize("func", sorted(CALLS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_writable_inputs_never_written_threaded_kernels(
+    backend: Any, func: str, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled CPU kernels with rows split over threads (their size threshold
+    lowered so that small inputs take that path too)."""
+    if backend.name != "numpy":
+        pytest.skip("the compiled CPU kernels take NumPy arrays")
+    try:
+        from xsoftmax._kernels import cpu
+    except ImportError:  # pragma: no cover - no kernel layer
+        pytest.skip("no compiled CPU kernel layer")
+    if not hasattr(cpu, "_PARALLEL_MIN_SIZE") or not cpu.available():
+        pytest.skip("the compiled CPU kernels are not in use")
+    monkeypatch.setattr(cpu, "_PARALLEL_MIN_SIZE", 1)
+    inputs = _inputs(backend, dtype, 64, 3 * C)
+    for what, call in CALLS[func]:
+        _run_and_check(backend, inputs, f"{func} {what} {dtype} threaded", call)
