@@ -403,3 +403,145 @@ def test_64_dimensional_logits(backend: Any, axis: int, reduction: str) -> None:
     F.cross_entropy(xt, t1, weight=torch.from_numpy(w), reduction=reduction).sum().backward()
     want_grad = np.moveaxis(xt.grad.numpy().reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
     np.testing.assert_allclose(backend.to_numpy(grad), want_grad, rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------
+# item 16: float64 means of finite per-sample losses near the float64 maximum
+# --------------------------------------------------------------------------------------
+def exact_mean(values: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Σ w v / Σ w in exact rational arithmetic, rounded once (the oracle)."""
+    from fractions import Fraction
+
+    w = np.ones_like(values) if weights is None else weights
+    num = sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(values, w, strict=True))
+    return float(num / sum(Fraction(float(b)) for b in w))
+
+
+BIG = 1.7e308
+BIG_X = np.array([[BIG, 0.0], [0.0, 1.5e308], [2.0, -1.0], [1e308, -5e307]])
+BIG_T = np.array([1, 0, 1, 1])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean_of_huge_finite_losses(backend: Any, weighted: bool) -> None:
+    """Item 16: the mean of finite float64 losses near the maximum is finite and exact.
+
+    Per-sample losses come from torch (float64, ``reduction='none'``); the expected
+    mean is their exact rational mean, rounded once.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    w = np.array([0.5, 0.75]) if weighted else None  # weighted per-sample losses finite
+    tw = None if w is None else torch.from_numpy(w)
+    xt, tt = torch.from_numpy(BIG_X), torch.from_numpy(BIG_T)
+    per = F.cross_entropy(xt, tt, reduction="none").numpy()
+    assert np.isfinite(per).all()
+    w_t = None if w is None else w[BIG_T]
+    want = exact_mean(per, w_t)
+    xb, tb = backend.asarray(BIG_X), backend.asarray(BIG_T)
+    wb = None if w is None else backend.asarray(w)
+    got = {
+        "cross_entropy": xsoftmax.cross_entropy(xb, tb, weight=wb),
+        "nll_loss": xsoftmax.nll_loss(
+            backend.asarray(torch.log_softmax(xt, -1).numpy()), tb, weight=wb
+        ),
+        "with_grad": xsoftmax.cross_entropy_with_grad(xb, tb, weight=wb)[0],
+    }
+    for name, value in got.items():
+        assert float(backend.to_numpy(value)) == pytest.approx(want, rel=1e-15), name
+    # probability targets: one-hot and soft rows
+    q = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    per_q = F.cross_entropy(xt, torch.from_numpy(q), weight=tw, reduction="none").numpy()
+    assert np.isfinite(per_q).all()
+    got_q = xsoftmax.cross_entropy(xb, backend.asarray(q), weight=wb)
+    assert float(backend.to_numpy(got_q)) == pytest.approx(exact_mean(per_q), rel=1e-15)
+
+
+def test_bce_mean_of_huge_finite_losses(backend: Any) -> None:
+    """Item 16: BCE's float64 mean of finite per-element losses near the maximum."""
+    x = np.array([-BIG, -1.5e308, 3.0, BIG, -BIG])
+    y = np.array([1.0, 1.0, 0.0, 0.0, 0.5])
+    w = np.array([1.0, 0.5, 2.0, 0.25, 1.0])
+    per = w * ((1 - y) * np.logaddexp(0.0, x) + y * np.logaddexp(0.0, -x))  # all finite
+    assert np.isfinite(per).all()
+    got = xsoftmax.binary_cross_entropy_with_logits(
+        backend.asarray(x), backend.asarray(y), weight=backend.asarray(w)
+    )
+    assert float(backend.to_numpy(got)) == pytest.approx(exact_mean(per), rel=4e-16)
+
+
+def test_mean_overflows_only_when_the_mean_does(backend: Any) -> None:
+    """Item 16: losses whose true mean exceeds the maximum still give inf."""
+    x = np.array([[BIG, -BIG], [BIG, -BIG]])  # per-sample loss 3.4e308 > max: inf each
+    got = xsoftmax.cross_entropy(backend.asarray(x), backend.asarray(np.array([1, 1])))
+    assert float(backend.to_numpy(got)) == np.inf
+    x = np.array([[BIG, -1e308], [-1e308, BIG]])  # finite losses, mean 2.7e308 > max
+    got = xsoftmax.cross_entropy(backend.asarray(x), backend.asarray(np.array([1, 0])))
+    assert float(backend.to_numpy(got)) == np.inf
+
+
+# --------------------------------------------------------------------------------------
+# item 18: class weights that sum to zero over the counted targets (torch's value)
+# --------------------------------------------------------------------------------------
+ZERO_SUM_CASES = [
+    ([1.0, -1.0, 2.0], [0, 1]),
+    ([1.0, -1.0, 2.0], [1, 0]),
+    ([0.0, 0.0, 1.0], [0, 1]),
+    ([1.0, -1.0, 0.0], [0, 1]),
+    ([-0.0, -0.0, 1.0], [0, 1]),
+    ([1.0, -1.0, 2.0], [2, 2]),
+    ([2.0, -1.0, 1.0], [0, 1, 1]),
+]
+
+
+@pytest.mark.parametrize(("weight", "target"), ZERO_SUM_CASES)
+def test_weights_summing_to_zero_follow_torch(
+    backend: Any, weight: list[float], target: list[int]
+) -> None:
+    """Item 18: the 'mean' over weights that sum to 0 is torch's (±inf or NaN), smoothing too."""
+    import torch
+    import torch.nn.functional as F
+
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [-2.0, 0.0, 4.0]])[: len(target)]
+    w, t = np.array(weight), np.array(target)
+    xt, tt, wt = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(w)
+    xb, tb, wb = backend.asarray(x), backend.asarray(t), backend.asarray(w)
+    for eps in (0.0, 0.1, 1.0):
+        want = F.cross_entropy(xt, tt, weight=wt, label_smoothing=eps).numpy()
+        got = xsoftmax.cross_entropy(xb, tb, weight=wb, label_smoothing=eps)
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-14)
+        got = xsoftmax.cross_entropy_with_grad(xb, tb, weight=wb, label_smoothing=eps)[0]
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-14)
+    want = F.nll_loss(xt, tt, weight=wt).numpy()
+    np.testing.assert_allclose(
+        backend.to_numpy(xsoftmax.nll_loss(xb, tb, weight=wb)), want, rtol=1e-14
+    )
+
+
+# --------------------------------------------------------------------------------------
+# issue 11: 'mean' / 'sum' results are 0-d arrays of the backend, never NumPy scalars
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reduced_losses_are_0d_arrays(backend: Any, reduction: str, dtype: str) -> None:
+    """Issue 11: every loss returns a 0-d array of the backend's own type for mean/sum."""
+    kind = type(backend.asarray(np.zeros(2)))
+    x = backend.asarray(np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]]), dtype)
+    t = backend.asarray(np.array([0, 2]))
+    q = backend.asarray(np.array([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]]), dtype)
+    kw = {"reduction": reduction}
+    results = {
+        "cross_entropy index": xsoftmax.cross_entropy(x, t, **kw),
+        "cross_entropy prob": xsoftmax.cross_entropy(x, q, **kw),
+        "cross_entropy smoothing": xsoftmax.cross_entropy(x, t, label_smoothing=0.1, **kw),
+        "nll_loss": xsoftmax.nll_loss(x, t, **kw),
+        "with_grad index": xsoftmax.cross_entropy_with_grad(x, t, **kw)[0],
+        "with_grad prob": xsoftmax.cross_entropy_with_grad(x, q, **kw)[0],
+        "bce": xsoftmax.binary_cross_entropy_with_logits(x, q, **kw),
+        "empty": xsoftmax.cross_entropy(x[:0, ...], t[:0], **kw),
+    }
+    for name, out in results.items():
+        assert isinstance(out, kind), (name, type(out))
+        assert tuple(out.shape) == (), name
+        assert out.dtype == backend.dtype(dtype), name

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from ._dtypes import is_real_floating
 from ._prepare import cast, prepare_floating
 from ._quiet import quiet
-from ._reductions import times
+from ._reductions import mean, times, zero_d
 from ._validation import (
     check_broadcastable,
     check_floating,
@@ -17,6 +19,7 @@ from ._validation import (
     known_size,
     namespace_of,
     shapes_match,
+    torch_keywords,
 )
 
 Array = Any
@@ -34,6 +37,7 @@ def _check_real(func: str, name: str, a: Array, xp: Any, shape: tuple[int, ...])
     check_broadcastable(func, name, a, shape)
 
 
+@torch_keywords
 def binary_cross_entropy_with_logits(
     logits: Array,
     target: Array,
@@ -125,10 +129,12 @@ def binary_cross_entropy_with_logits(
             return cast(loss, prep.out_dtype, xp)
         total = xp.sum(loss, dtype=prep.acc)
         if reduction == "mean":
+            # no overflow of a sum of finite losses; NaN over no element
             n = known_size(shape)
-            if n is None:  # unknown lengths (Dask): count lazily, NaN for none
-                count = xp.sum(xp.ones_like(x))
-                total = total / xp.where(count == 0, xp.full_like(count, xp.nan), count)
-            else:
-                total = total / n if n else total * xp.nan
-        return cast(total, prep.out_dtype, xp)
+            count = (
+                xp.sum(xp.ones_like(x))  # unknown lengths (Dask): count lazily
+                if n is None
+                else xp.asarray(float(n), dtype=work, device=device(x))
+            )
+            total = mean(loss, count, xp, total=total)
+        return zero_d(cast(total, prep.out_dtype, xp))

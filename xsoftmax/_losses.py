@@ -19,7 +19,7 @@ from . import _dispatch, _generic
 from ._blocked import can_block, row_blocks
 from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
-from ._reductions import times
+from ._reductions import divide, mean, times, zero_d
 from ._targets import classify_targets, one_hot, take_class
 from ._validation import (
     check_floating,
@@ -32,6 +32,7 @@ from ._validation import (
     known_size,
     namespace_of,
     target_kind,
+    torch_keywords,
 )
 
 Array = Any
@@ -135,20 +136,21 @@ def _weight_of_targets(p: _Problem) -> Array:
     return xp.astype(xp.reshape(flat, p.target.shape), p.acc)
 
 
-def _safe_divide(total: Array, denominator: Array, xp: Any) -> Array:
-    """``total / denominator``, NaN where the denominator is 0, without forming ``x / 0``.
+def _reduce(
+    p: _Problem,
+    per_sample: Array,
+    denominator: Array | None,
+    split: tuple[Array, Array] | None = None,
+) -> Array:
+    """Apply ``p.reduction`` to per-sample losses (accumulation dtype) and cast to the output.
 
-    A weighted mean over no counted weight is NaN in torch, also when label
-    smoothing adds a positive total (torch's NLL term is 0 / 0 there). Lazy
-    NumPy-backed arrays would warn at compute time on a real division by 0.
+    ``'mean'`` divides by the summed ``denominator`` (index targets) or the number
+    of samples (probability targets), without overflow of a sum of finite losses
+    (:func:`~xsoftmax._reductions.mean`). A zero normaliser gives torch's value:
+    NaN, or ``±inf`` for weights that sum to zero. torch divides its NLL and
+    smoothing terms separately, so with label smoothing ``split`` holds the two
+    per-sample parts of ``per_sample`` and each is divided by the zero apart.
     """
-    zero = denominator == 0
-    quotient = total / xp.where(zero, xp.ones_like(denominator), denominator)
-    return xp.where(zero, xp.full_like(quotient, xp.nan), quotient)
-
-
-def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
-    """Apply ``p.reduction`` to per-sample losses (accumulation dtype) and cast to the output."""
     xp = p.xp
     if p.reduction == "none":
         out = per_sample
@@ -156,16 +158,23 @@ def _reduce(p: _Problem, per_sample: Array, denominator: Array | None) -> Array:
         total = xp.sum(per_sample)
         if p.reduction == "sum":
             out = total
+        elif denominator is None:  # probability targets: the number of samples
+            n = known_size(tuple(per_sample.shape))
+            count = (
+                xp.sum(xp.ones_like(per_sample))  # unknown lengths (Dask): count lazily
+                if n is None
+                else xp.asarray(float(n), dtype=per_sample.dtype, device=device(per_sample))
+            )
+            out = mean(per_sample, count, xp, total=total)
         else:
-            if denominator is None:  # probability targets: the number of samples
-                n = known_size(tuple(per_sample.shape))
-                if n is None:  # unknown lengths (Dask): count lazily
-                    out = _safe_divide(total, xp.sum(xp.ones_like(per_sample)), xp)
-                else:
-                    out = total / n if n else total * xp.nan
-            else:
-                out = _safe_divide(total, xp.sum(denominator), xp)
-    return cast(out, p.out_dtype, xp)
+            weight_sum = xp.sum(denominator)
+            out = mean(per_sample, weight_sum, xp, total=total)
+            if split is not None:
+                by_zero = divide(xp.sum(split[0]), weight_sum, xp) + divide(
+                    xp.sum(split[1]), weight_sum, xp
+                )
+                out = xp.where(weight_sum == 0, by_zero, out)
+    return zero_d(cast(out, p.out_dtype, xp))
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,7 @@ class _Forward:
     shifted: _generic.Shifted
     sums: _generic.RowSums
     w_t: Array | None
+    split: tuple[Array, Array] | None = None  # with smoothing: the NLL and smoothing parts
 
 
 def _weight_total(p: _Problem) -> Any:
@@ -209,6 +219,23 @@ def _combine_index(
     return per, denominator, w_t
 
 
+def _split(
+    p: _Problem, nll: Array, smooth: Array, empty: Array, w_t: Array
+) -> tuple[Array, Array]:
+    """The NLL and smoothing parts of :func:`_combine_index`'s losses, masked alike.
+
+    Only their signs matter, where the mean's normaliser is 0 (see :func:`_reduce`).
+    """
+    xp = p.xp
+    assert p.ignored is not None
+    assert p.bad is not None
+    part = times((1 - p.eps) * w_t, nll, xp)
+    nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
+    part = xp.where(nan_rows, xp.full_like(part, xp.nan), part)
+    zero = xp.zeros_like(part)
+    return xp.where(p.ignored, zero, part), xp.where(p.ignored, zero, smooth)
+
+
 def _forward(p: _Problem) -> _Forward:
     xp, ax, acc = p.xp, p.axis, p.acc
     s = _generic.shift_by_max(p.x, (ax,), acc, xp=xp)
@@ -236,7 +263,8 @@ def _forward(p: _Problem) -> _Forward:
                 shifted, axis=ax, dtype=acc
             )
         per, denominator, w_t = _combine_index(p, nll, smooth, empty)
-        return _Forward(per, denominator, s, sums, w_t)
+        split = None if smooth is None else _split(p, nll, smooth, empty, w_t)
+        return _Forward(per, denominator, s, sums, w_t, split)
     t = p.target
     if p.eps > 0:
         t = t * (1 - p.eps) + p.eps / p.n_classes
@@ -269,10 +297,10 @@ def _empty_per_sample(p: _Problem) -> tuple[Array, Array | None]:
     return per, xp.where(p.ignored, xp.zeros_like(w_t), w_t)
 
 
-def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
-    """Per-sample losses and mean denominators, by blocks of rows where that pays."""
+def _per_sample(p: _Problem) -> tuple[Array, Array | None, tuple[Array, Array] | None]:
+    """Per-sample losses, mean denominators and the smoothing split, by blocks of rows."""
     if has_no_element(p.x):
-        return _empty_per_sample(p)
+        return (*_empty_per_sample(p), None)
     fast = (
         None
         if p.kind != "index" or p.eps != 0
@@ -280,10 +308,10 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     )
     if fast is not None:
         per, denominator, _ = _combine_index(p, fast[0], None, fast[1])
-        return per, denominator
+        return per, denominator, None
     if p.axis != p.x.ndim - 1 or not can_block(p.x, (p.axis,)):
         f = _forward(p)
-        return f.per_sample, f.denominator
+        return f.per_sample, f.denominator, f.split
     xp = p.xp
     lead = tuple(int(s) for s in p.x.shape[:-1])
     n_rows = math.prod(lead)
@@ -293,6 +321,9 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
     masks = [None if m is None else xp.reshape(m, (n_rows,)) for m in (p.ignored, p.bad)]
     per = xp.empty((n_rows,), dtype=p.acc, device=device(p.x))
     den = xp.empty((n_rows,), dtype=p.acc, device=device(p.x)) if p.kind == "index" else None
+    parts = None
+    if p.kind == "index" and p.eps > 0:
+        parts = tuple(xp.empty((n_rows,), dtype=p.acc, device=device(p.x)) for _ in range(2))
     for start, stop in row_blocks(p.x):
         sub = replace(
             p,
@@ -306,7 +337,10 @@ def _per_sample(p: _Problem) -> tuple[Array, Array | None]:
         per[start:stop] = f.per_sample
         if den is not None and f.denominator is not None:
             den[start:stop] = f.denominator
-    return xp.reshape(per, lead), None if den is None else xp.reshape(den, lead)
+        if parts is not None and f.split is not None:
+            parts[0][start:stop], parts[1][start:stop] = f.split
+    split = None if parts is None else (xp.reshape(parts[0], lead), xp.reshape(parts[1], lead))
+    return xp.reshape(per, lead), None if den is None else xp.reshape(den, lead), split
 
 
 def _gradient(p: _Problem, f: _Forward) -> Array:
@@ -365,6 +399,7 @@ def _ones_shape(p: _Problem) -> tuple[int, ...]:
     return tuple(p.n_classes if i == p.axis else 1 for i in range(p.x.ndim))
 
 
+@torch_keywords
 def cross_entropy(
     logits: Array,
     target: Array,
@@ -409,7 +444,9 @@ def cross_entropy(
         negative with probability targets.
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` over class indices is the weighted mean over non-ignored samples,
-        exactly as torch; over probabilities it divides by the number of samples.
+        exactly as torch (NaN when nothing is counted, ``±inf`` for counted weights
+        that sum to 0); over probabilities it divides by the number of samples. A
+        mean of finite per-sample losses does not overflow unless its value does.
     label_smoothing : float, optional
         In [0, 1]; torch's definition, including its interplay with ``weight``
         and ``ignore_index``.
@@ -462,6 +499,7 @@ def cross_entropy(
         return _reduce(p, *_per_sample(p))
 
 
+@torch_keywords
 def cross_entropy_with_grad(
     logits: Array,
     target: Array,
@@ -538,7 +576,7 @@ def cross_entropy_with_grad(
         if fused is not None:
             return fused
         f = _forward(p)
-        loss = _reduce(p, f.per_sample, f.denominator)
+        loss = _reduce(p, f.per_sample, f.denominator, f.split)
         grad = cast(_gradient(p, f), p.in_dtype, xp)
     return loss, grad
 
@@ -572,6 +610,7 @@ def _fused_with_grad(p: _Problem) -> tuple[Array, Array] | None:
     return _reduce(p, per, denominator), grad
 
 
+@torch_keywords
 def nll_loss(
     log_probs: Array,
     target: Array,
@@ -602,7 +641,8 @@ def nll_loss(
     ignore_index : int, optional
         Targets equal to it contribute nothing (default -100).
     reduction : {'mean', 'sum', 'none'}, optional
-        ``'mean'`` divides by the summed weights of the non-ignored targets.
+        ``'mean'`` divides by the summed weights of the non-ignored targets (as
+        torch: NaN when nothing is counted, ``±inf`` for weights that sum to 0).
     dtype : dtype, optional
         Output dtype; default that of ``log_probs``.
 

@@ -25,8 +25,9 @@ def times(coef: Array, value: Array, xp: Any) -> Array:
     everywhere else it is the plain product, so autograd's derivative with respect
     to ``coef`` is ``value`` also where ``coef`` is exactly 0 (a one-hot target that
     is itself differentiated). The infinite value is replaced before the product,
-    so neither the product nor its derivative forms ``0 * inf``. A NaN value
-    stays NaN.
+    so neither the product nor its derivative forms ``0 * inf``: there the
+    derivative with respect to ``coef`` is 0 (not the infinite ``value``). A NaN
+    value stays NaN.
 
     Examples
     --------
@@ -60,7 +61,7 @@ def divide(total: Array, denominator: Array, xp: Any) -> Array:
 def _scale_exponent(per: Array) -> int:
     """``k`` with ``2**k`` above the number of terms (64 where a size is unknown)."""
     try:
-        n = math.prod(int(s) for s in per.shape)
+        n = math.prod([int(s) for s in per.shape])
     except (TypeError, ValueError):  # an unknown (NaN or None) size
         return 64
     return max(n, 1).bit_length()
