@@ -85,6 +85,11 @@ def oracle(
     else:
         loss = (ce.sum() + zterm.sum()) / max(1, math.prod(lse.shape))
     (upstream * loss.sum()).backward()
+    if index and reduction == "mean" and not bool(counted.any()):
+        # every target ignored: torch's gradient is 0/0 = NaN, the contract's is 0
+        for leaf in (th, tW, tb):
+            if leaf is not None:
+                leaf.grad = torch.zeros_like(leaf)
     return (
         loss.detach().numpy(),
         th.grad.numpy(),
