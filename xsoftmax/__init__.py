@@ -6,8 +6,11 @@ one library in, arrays of the same library and device out.
 
 Examples
 --------
->>> import array_api_strict as xp
+>>> import numpy as np
 >>> import xsoftmax
+>>> [round(float(v), 4) for v in xsoftmax.softmax(np.asarray([0.0, 1.0]))]
+[0.2689, 0.7311]
+>>> import array_api_strict as xp  # the standard alone is enough
 >>> [round(float(v), 4) for v in xsoftmax.softmax(xp.asarray([0.0, 1.0]))]
 [0.2689, 0.7311]
 """
