@@ -906,3 +906,15 @@ def test_torch_layout_hint(backend: Any, func: str) -> None:
     else:
         want, mag = ref_cross_entropy(x_np, t_np, axis=1, reduction="none")
         assert_close(got, want, dtype="float64", atol=tolerance("float64", C, mag)[1])
+
+
+@pytest.mark.parametrize("func", ALL_FUNCS)
+def test_other_unexpected_keyword(backend: Any, func: str) -> None:
+    """Any other unknown keyword is still a TypeError naming it; the defaults of the real
+    signature still apply through the keyword check."""
+    expect_error(TypeError, _call, func, _logits(backend), backend, axes=1, names=("axes",))
+    fn = getattr(xsoftmax, func)
+    import inspect
+
+    assert fn.__wrapped__.__kwdefaults__ == fn.__kwdefaults__
+    assert inspect.signature(fn) == inspect.signature(fn.__wrapped__)

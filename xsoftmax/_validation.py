@@ -31,27 +31,47 @@ def torch_keywords(func: F) -> F:
     """Decorator: torch's ``dim=`` / ``keepdim=`` get a ``TypeError`` that names ``axis=`` /
     ``keepdims=`` instead of Python's generic "unexpected keyword argument".
 
-    The wrapper keeps ``func``'s signature for ``inspect.signature`` and ``help()``
-    (``functools.wraps``) and costs one dictionary lookup per call besides the call.
+    For a function of positional-only and keyword-only parameters (every public
+    function) the wrapper is generated with the same parameters plus a catch-all
+    ``**extra`` that is empty on every valid call, so a call costs one extra frame
+    and no argument packing; ``__signature__`` shows ``func``'s own signature
+    (``inspect.signature``, ``help()``, Sphinx) and ``__wrapped__`` is ``func``.
+    Any other unexpected keyword still gets Python's own message.
     """
-    params = inspect.signature(func).parameters
+    sig = inspect.signature(func)
+    params = sig.parameters
     name = func.__name__
+    kinds = {p.kind for p in params.values()}
+    if not kinds <= {inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.KEYWORD_ONLY}:
+        msg = f"torch_keywords: {name} must take positional-only and keyword-only parameters"
+        raise TypeError(msg)
+    pos = [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+    kw = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    head = ", ".join([*pos, "/"] * bool(pos) + ["*", *kw] * bool(kw) + ["**_extra"])
+    call = ", ".join([*pos, *(f"{k}={k}" for k in kw)])
+    src = (
+        f"def {name}({head}):\n"
+        "    if _extra:\n"
+        f"        _refuse({name!r}, _params, _extra)\n"
+        f"    return _func({call})\n"
+    )
+    namespace: dict[str, Any] = {"_func": func, "_refuse": _refuse_keywords, "_params": params}
+    exec(src, namespace)  # the source is built from the parameter names above
+    wrapper = namespace[name]
+    wrapper.__defaults__ = func.__defaults__
+    wrapper.__kwdefaults__ = func.__kwdefaults__
+    functools.update_wrapper(wrapper, func)
+    wrapper.__signature__ = sig
+    return wrapper
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "dim" in kwargs or "keepdim" in kwargs:
-            _refuse_torch_keywords(name, params, kwargs)
-        return func(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
-
-
-def _refuse_torch_keywords(func: str, params: Any, kwargs: dict[str, Any]) -> None:
+def _refuse_keywords(func: str, params: Any, extra: dict[str, Any]) -> None:
+    """Raise the ``TypeError`` for keywords ``func`` does not take (torch's get a hint)."""
     for torch_name, ours in TORCH_KEYWORDS.items():
-        if torch_name not in kwargs or torch_name in params:
+        if torch_name not in extra:
             continue
         if ours in params:
-            hint = f"use `{ours}={kwargs[torch_name]!r}`"
+            hint = f"use `{ours}={extra[torch_name]!r}`"
             if torch_name == "dim" and func not in ("softmax", "log_softmax", "logsumexp"):
                 hint += " (torch's (N, C, ...) layout has the classes at axis=1)"
         else:
@@ -61,6 +81,8 @@ def _refuse_torch_keywords(func: str, params: Any, kwargs: dict[str, Any]) -> No
             f"xsoftmax follows the array API: {hint}"
         )
         raise TypeError(msg)
+    msg = f"{func}() got an unexpected keyword argument {next(iter(extra))!r}"
+    raise TypeError(msg)
 
 
 def _is_plain_ndarray(a: Any) -> bool:
@@ -498,6 +520,8 @@ def is_concrete(x: Any) -> bool:
     if getattr(x, "is_meta", False):
         return False
     if array_api_compat.is_torch_array(x):
+        if sys.modules["torch"].compiler.is_compiling():  # dynamo: no data-dependent branch
+            return False
         functorch = getattr(sys.modules["torch"]._C, "_functorch", None)
         return functorch is None or not functorch.is_functorch_wrapped_tensor(x)
     if array_api_compat.is_jax_array(x):
