@@ -98,7 +98,15 @@ def _promote_headings(app: Any, docname: str, source: list[str]) -> None:
         source[0] = _HEADING.sub(lambda m: m.group(1)[1:] + " ", source[0])
 
 
+def _reread_generated_pages(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """index and api depend on files and exports, not on their own text: read them anew."""
+    return ["index", "api"]
+
+
 def setup(app: Any) -> None:
+    app.connect("env-get-outdated", _reread_generated_pages)
     app.connect("source-read", _promote_headings)
     app.connect("source-read", _complete_api_page)
     app.connect("source-read", _add_optional_pages)
