@@ -50,8 +50,8 @@ def _cpu() -> Any:
 def _plain(x: torch.Tensor) -> bool:
     """Whether ``x`` holds concrete values now: not traced, compiled or transformed."""
     return (
-        type(x) in _PLAIN_TYPES
-        and not torch.compiler.is_compiling()
+        not torch.compiler.is_compiling()
+        and type(x) in _PLAIN_TYPES
         and not _is_wrapped(x)
         and x.device.type != "meta"
     )
@@ -60,13 +60,13 @@ def _plain(x: torch.Tensor) -> bool:
 def _rows(x: torch.Tensor, axes: tuple[int, ...]) -> Any:
     """``x`` as a 2-D C-contiguous NumPy array of rows for the fused kernel, or None."""
     if (
-        axes != (x.ndim - 1,)
+        not _plain(x)
+        or axes != (x.ndim - 1,)
         or x.dtype not in _FLOATS
         or x.device.type != "cpu"
         or x.layout != torch.strided
         or x.numel() == 0
         or not fast_paths_enabled()
-        or not _plain(x)
     ):
         return None
     cpu = _cpu()
@@ -172,14 +172,21 @@ def _nll_forward(
     if rows is not None:
         return _nll_kernel(rows, x, target, acc, with_grad)
     with torch.no_grad():
-        s = _generic.shift_by_max(x, (ax,), acc, xp=xpt)
-        log_sum = _generic.log_total(_generic.row_sums(s, (ax,), acc, xp=xpt), xp=xpt)
-        safe = target.to(torch.int64)
-        nll = log_sum.squeeze(ax) - _take(s.z, safe, ax).to(acc)
-        if s.e is not None:
-            nll = nll - _take(s.e, safe, ax).to(acc)
-        empty = (s.m == -torch.inf).squeeze(ax)
+        nll, empty = _generic_nll(x, target, ax, acc)
     return nll, empty, _no_grad()
+
+
+def _generic_nll(
+    x: torch.Tensor, target: torch.Tensor, ax: int, acc: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(nll, empty)`` by the generic kernels, with plain torch operations."""
+    s = _generic.shift_by_max(x, (ax,), acc, xp=xpt)
+    log_sum = _generic.log_total(_generic.row_sums(s, (ax,), acc, xp=xpt), xp=xpt)
+    safe = target.to(torch.int64)
+    nll = log_sum.squeeze(ax) - _take(s.z, safe, ax).to(acc)
+    if s.e is not None:
+        nll = nll - _take(s.e, safe, ax).to(acc)
+    return nll, (s.m == -torch.inf).squeeze(ax)
 
 
 # --------------------------------------------------------------------------------------
@@ -195,23 +202,41 @@ def _empty_rows(y: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor | None:
 
 @dataclass(frozen=True)
 class _Spec:
-    """The non-tensor arguments of a Function, as one leaf (not a pytree: vmap needs that)."""
+    """The non-tensor arguments of a Function."""
 
     op: str
     axes: tuple[int, ...]
     acc: Any
 
 
-class _SoftmaxFamily(torch.autograd.Function):
+# A Function gets its spec as an int key: one pytree leaf (the vmap rule of a jvp needs
+# that, a tuple of axes is not one), and a constant that torch.compile can trace.
+_SPECS: list[_Spec] = []
+_KEYS: dict[_Spec, int] = {}
+
+
+def _key(op: str, axes: tuple[int, ...], acc: Any) -> int:
+    spec = _Spec(op, axes, acc)
+    key = _KEYS.get(spec)
+    if key is None:
+        key = _KEYS[spec] = len(_SPECS)
+        _SPECS.append(spec)
+    return key
+
+
+class _SoftmaxFamilyVJP(torch.autograd.Function):
+    """Without ``jvp``: the form ``torch.compile`` can trace."""
+
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, spec: _Spec) -> torch.Tensor:
+    def forward(x: torch.Tensor, key: int) -> torch.Tensor:
+        spec = _SPECS[key]
         return _family_forward(spec.op, x, spec.axes, spec.acc)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        _, spec = inputs
+        spec = _SPECS[inputs[1]]
         ctx.op, ctx.axes = spec.op, spec.axes
         ctx.save_for_backward(output)
         ctx.save_for_forward(output)
@@ -220,6 +245,10 @@ class _SoftmaxFamily(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
         (y,) = ctx.saved_tensors
         return _family_vjp(ctx.op, ctx.axes, y, g), None
+
+
+class _SoftmaxFamily(_SoftmaxFamilyVJP):
+    """With ``jvp``: forward-mode AD and ``torch.func.hessian`` / ``jacfwd``."""
 
     @staticmethod
     def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> torch.Tensor:
@@ -251,19 +280,23 @@ def _family_vjp(op: str, axes: tuple[int, ...], y: torch.Tensor, g: torch.Tensor
 
 def _softmax_of(x: torch.Tensor, axes: tuple[int, ...], acc: Any) -> torch.Tensor:
     """softmax(x) along ``axes``, differentiable through :class:`_SoftmaxFamily`."""
-    return _SoftmaxFamily.apply(x, _Spec("softmax", axes, acc))
+    return _apply(_SoftmaxFamily, _SoftmaxFamilyVJP, x, _key("softmax", axes, acc))
 
 
-class _LogSumExp(torch.autograd.Function):
+class _LogSumExpVJP(torch.autograd.Function):
+    """Without ``jvp``: the form ``torch.compile`` can trace."""
+
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, spec: _Spec) -> torch.Tensor:
+    def forward(x: torch.Tensor, key: int) -> torch.Tensor:
+        spec = _SPECS[key]
         return _lse_forward(x, spec.axes, spec.acc)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        x, spec = inputs
+        x, key = inputs
+        spec = _SPECS[key]
         ctx.axes, ctx.acc = spec.axes, spec.acc
         ctx.save_for_backward(x)
         ctx.save_for_forward(x)
@@ -276,6 +309,10 @@ class _LogSumExp(torch.autograd.Function):
         p = _softmax_of(x, ctx.axes, ctx.acc)
         return g.to(p.dtype) * p, None
 
+
+class _LogSumExp(_LogSumExpVJP):
+    """With ``jvp``: forward-mode AD and ``torch.func.hessian`` / ``jacfwd``."""
+
     @staticmethod
     def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> torch.Tensor:
         (x,) = ctx.saved_tensors
@@ -283,18 +320,22 @@ class _LogSumExp(torch.autograd.Function):
         return (p * x_t.to(p.dtype)).sum(dim=_dims(ctx.axes), keepdim=True).to(ctx.acc)
 
 
-class _TargetNLL(torch.autograd.Function):
+class _TargetNLLVJP(torch.autograd.Function):
+    """Without ``jvp``: the form ``torch.compile`` can trace."""
+
     generate_vmap_rule = True
 
     @staticmethod
     def forward(
-        x: torch.Tensor, target: torch.Tensor, spec: _Spec
+        x: torch.Tensor, target: torch.Tensor, key: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        spec = _SPECS[key]
         return _nll_forward(x, target, spec.axes[0], spec.acc, with_grad=True)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
-        x, target, spec = inputs
+        x, target, key = inputs
+        spec = _SPECS[key]
         ctx.acc = spec.acc
         ctx.axis = spec.axes[0] % x.ndim
         _, empty, grad = output
@@ -317,6 +358,10 @@ class _TargetNLL(torch.autograd.Function):
             gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
         return gx.to(x.dtype), None, None
 
+
+class _TargetNLL(_TargetNLLVJP):
+    """With ``jvp``: forward-mode AD and ``torch.func.hessian`` / ``jacfwd``."""
+
     @staticmethod
     def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> tuple[Any, ...]:
         x, target = ctx.saved_tensors
@@ -330,6 +375,14 @@ class _TargetNLL(torch.autograd.Function):
 # --------------------------------------------------------------------------------------
 # the interface of KERNELS.md
 # --------------------------------------------------------------------------------------
+def _apply(full: Any, vjp_only: Any, *args: Any) -> Any:
+    """``full.apply(*args)``; under ``torch.compile`` the form without ``jvp`` (dynamo traces
+    no custom ``jvp``)."""
+    if torch.compiler.is_compiling():
+        return vjp_only.apply(*args)
+    return full.apply(*args)
+
+
 def _tracked(x: torch.Tensor) -> bool:
     """Whether a derivative may be taken through ``x`` (autograd, forward AD or a transform)."""
     if not _plain(x):
@@ -352,7 +405,7 @@ def softmax_family(op: str, x: Array, axes: tuple[int, ...], acc: Any) -> Array:
     """
     if not _tracked(x):
         return _family_forward(op, x, axes, acc)
-    return _SoftmaxFamily.apply(x, _Spec(op, tuple(axes), acc))
+    return _apply(_SoftmaxFamily, _SoftmaxFamilyVJP, x, _key(op, tuple(axes), acc))
 
 
 def logsumexp(x: Array, axes: tuple[int, ...], acc: Any) -> Array:
@@ -367,7 +420,8 @@ def logsumexp(x: Array, axes: tuple[int, ...], acc: Any) -> Array:
     """
     if not _tracked(x):
         return _lse_forward(x, axes, acc)
-    return _LogSumExp.apply(x, _Spec("logsumexp", tuple(axes), acc))
+    _key("softmax", tuple(axes), acc)  # registered here, read in backward (no mutation there)
+    return _apply(_LogSumExp, _LogSumExpVJP, x, _key("logsumexp", tuple(axes), acc))
 
 
 def target_nll(x: Array, target: Array, axis: int, acc: Any) -> tuple[Array, Array]:
@@ -390,5 +444,7 @@ def target_nll(x: Array, target: Array, axis: int, acc: Any) -> tuple[Array, Arr
     if not _tracked(x):
         nll, empty, _ = _nll_forward(x, target, axis, acc, with_grad=False)
         return nll, empty
-    nll, empty, _ = _TargetNLL.apply(x, target, _Spec("nll", (axis,), acc))
+    axis = axis % x.ndim
+    _key("softmax", (axis,), acc)  # registered here, read in backward (no mutation there)
+    nll, empty, _ = _apply(_TargetNLL, _TargetNLLVJP, x, target, _key("nll", (axis,), acc))
     return nll, empty
