@@ -320,6 +320,13 @@ class _LogSumExp(_LogSumExpVJP):
         return (p * x_t.to(p.dtype)).sum(dim=_dims(ctx.axes), keepdim=True).to(ctx.acc)
 
 
+def _zero_empty_rows(gx: torch.Tensor, empty: torch.Tensor, ax: int) -> torch.Tensor:
+    """``gx`` with 0 in the rows that have no finite logit (not -onehot)."""
+    if _plain(empty) and not bool(empty.any()):
+        return gx
+    return torch.where(empty.unsqueeze(ax), torch.zeros_like(gx), gx)
+
+
 class _TargetNLLVJP(torch.autograd.Function):
     """Without ``jvp``: the form ``torch.compile`` can trace."""
 
@@ -341,14 +348,14 @@ class _TargetNLLVJP(torch.autograd.Function):
         _, empty, grad = output
         ctx.mark_non_differentiable(empty, grad)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, target, grad)
-        ctx.save_for_forward(x, target)
+        ctx.save_for_backward(x, target, grad, empty)
+        ctx.save_for_forward(x, target, empty)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor | None, *_: Any) -> tuple[Any, ...]:
         if g is None:
             return None, None, None
-        x, target, grad = ctx.saved_tensors
+        x, target, grad, empty = ctx.saved_tensors
         ax = ctx.axis
         gu = g.unsqueeze(ax)
         if grad.numel() and not torch.is_grad_enabled() and _plain(x):
@@ -356,7 +363,7 @@ class _TargetNLLVJP(torch.autograd.Function):
         else:  # generic forward, double backward, transforms: differentiable
             p = _softmax_of(x, (ax,), ctx.acc)
             gx = gu.to(p.dtype) * (p - _one_hot(target, p, ax))
-        return gx.to(x.dtype), None, None
+        return _zero_empty_rows(gx, empty, ax).to(x.dtype), None, None
 
 
 class _TargetNLL(_TargetNLLVJP):
@@ -364,12 +371,12 @@ class _TargetNLL(_TargetNLLVJP):
 
     @staticmethod
     def jvp(ctx: Any, x_t: torch.Tensor, *_: Any) -> tuple[Any, ...]:
-        x, target = ctx.saved_tensors
+        x, target, empty = ctx.saved_tensors
         ax = ctx.axis
         p = _softmax_of(x, (ax,), ctx.acc)
         t = x_t.to(p.dtype)
         d = (p * t).sum(dim=ax) - _take(t, target, ax)
-        return d.to(ctx.acc), None, None
+        return torch.where(empty, torch.zeros_like(d), d).to(ctx.acc), None, None
 
 
 # --------------------------------------------------------------------------------------
