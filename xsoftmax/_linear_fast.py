@@ -52,6 +52,14 @@ def _numba_available() -> bool:
     return bool(ok)
 
 
+def dtype_name(dtype: Any) -> str:
+    """``"float32"`` for ``np.float32``, ``np.dtype("float32")`` and ``torch.float32`` alike."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype).rsplit(".", 1)[-1]
+
+
 def _plain(a: Any) -> bool:
     if a is None:
         return True
@@ -67,7 +75,7 @@ def usable(p: Any) -> bool:
     """Whether the kernels may run on problem ``p``: index targets, float32/float64, CPU memory."""
     if not (fast_paths_enabled() and p.spec.kind == "index" and _numba_available()):
         return False
-    if str(p.spec.compute) not in ("float32", "float64", "torch.float32", "torch.float64"):
+    if dtype_name(p.spec.compute) not in ("float32", "float64"):
         return False
     return all(_plain(a) for a in (p.x, p.w, p.b, p.target))
 
@@ -127,7 +135,7 @@ def forward(p: Any) -> Any:
     from ._linear_sweep import Stats
 
     n = p.n_rows
-    dt = np.float64 if str(p.spec.compute).endswith("float64") else np.float32
+    dt = np.float64 if dtype_name(p.spec.compute) == "float64" else np.float32
     m = np.full(n, -np.inf, dt)
     xt = np.zeros(n, dt)
     top = np.zeros(n, np.float64)
