@@ -7,6 +7,7 @@ thread; the two sides are timed alternately in the same process.
 Run: ``python benchmarks/autograd.py [--repeat N] [--quick]``.
 """
 
+# ruff: noqa: B023  (each closure is timed inside the iteration that made it)
 from __future__ import annotations
 
 import argparse
