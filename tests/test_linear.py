@@ -837,3 +837,59 @@ def test_mixed_devices_are_rejected() -> None:
     W = torch.ones((5, 3), dtype=torch.float64, device="meta")
     with pytest.raises(ValueError, match="device"):
         xsoftmax.linear_cross_entropy(h, W, torch.zeros(4, dtype=torch.int64))
+
+
+# --------------------------------------------------------------------------------------
+# cross_entropy's softcap and z_loss: the same function of the logits
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_softcap_and_z_loss_textbook(backend: Any, reduction: str) -> None:
+    """cross_entropy(softcap=, z_loss=) equals the textbook float64 formula on every backend."""
+    rng = np.random.default_rng(40)
+    x = rng.standard_normal((6, 9)) * 4
+    t = np.array([1, 2, -100, 0, 8, 3])
+    weight = rng.random(9) + 0.5
+    capped = 2.5 * np.tanh(x / 2.5)
+    lse = np.log(np.exp(capped).sum(axis=1))
+    keep = t != -100
+    ce = F.cross_entropy(
+        torch.tensor(capped), torch.tensor(t), weight=torch.tensor(weight), reduction="none"
+    ).numpy()
+    z = 0.05 * lse**2 * keep
+    den = weight[np.where(keep, t, 0)][keep].sum()
+    want = {
+        "none": ce + z,
+        "sum": ce.sum() + z.sum(),
+        "mean": ce.sum() / den + z.sum() / keep.sum(),
+    }
+    got = xsoftmax.cross_entropy(
+        to(backend, x),
+        to(backend, t),
+        weight=to(backend, weight),
+        softcap=2.5,
+        z_loss=0.05,
+        reduction=reduction,
+    )
+    close(got, want[reduction], backend, rtol=1e-12)
+    fused = xsoftmax.linear_cross_entropy(
+        to(backend, x),
+        to(backend, np.eye(9)),
+        to(backend, t),
+        weight=to(backend, weight),
+        softcap=2.5,
+        z_loss=0.05,
+        reduction=reduction,
+        chunk_size=4,
+    )
+    close(fused, backend.to_numpy(got), backend, rtol=1e-12)
+
+
+def test_cross_entropy_softcap_z_loss_errors() -> None:
+    """Bad softcap / z_loss on cross_entropy: the same errors as linear_cross_entropy."""
+    x, t = np.zeros((2, 3)), np.array([0, 1])
+    with pytest.raises(ValueError, match="softcap"):
+        xsoftmax.cross_entropy(x, t, softcap=0.0)
+    with pytest.raises(ValueError, match="z_loss"):
+        xsoftmax.cross_entropy(x, t, z_loss=-1.0)
+    with pytest.raises(TypeError, match="logits"):
+        xsoftmax.cross_entropy(np.zeros((2, 3), np.int64), t, softcap=1.0)

@@ -15,7 +15,7 @@ from typing import Any
 
 from array_api_compat import device
 
-from . import _dispatch, _generic
+from . import _dispatch, _generic, _logit_extras
 from ._blocked import can_block, row_blocks
 from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
@@ -411,6 +411,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     dtype: Any = None,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> Array:
     r"""Cross-entropy between logits and class indices or class probabilities.
 
@@ -452,6 +454,12 @@ def cross_entropy(
         and ``ignore_index``.
     dtype : dtype, optional
         Output dtype; default that of ``logits``. Half precision computes in float32.
+    softcap : float, optional
+        ``s > 0``: the logits become ``s * tanh(logits / s)`` first (Gemma 2).
+    z_loss : float, optional
+        Adds ``z_loss * logsumexp(logits)**2`` per counted sample (PaLM); ignored
+        samples add nothing, class weights do not scale it, ``'mean'`` averages it
+        over the counted samples. As in :func:`xsoftmax.linear_cross_entropy`.
 
     Returns
     -------
@@ -483,6 +491,7 @@ def cross_entropy(
     >>> round(float(xsoftmax.cross_entropy(logits[:1, :], target[:1], label_smoothing=0.1)), 4)
     0.3913
     """
+    logits = _logit_extras.softcapped("cross_entropy", logits, softcap)
     p = _setup(
         "cross_entropy",
         "logits",
@@ -496,7 +505,7 @@ def cross_entropy(
         dtype=dtype,
     )
     with quiet(p.xp):
-        return _reduce(p, *_per_sample(p))
+        return _logit_extras.plus_z_loss("cross_entropy", _reduce(p, *_per_sample(p)), p, z_loss)
 
 
 @torch_keywords
