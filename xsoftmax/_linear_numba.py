@@ -16,7 +16,7 @@ from numba import njit, prange
 
 
 @njit(cache=True)
-def _exp_gap(a, b):  # type: ignore[no-untyped-def]
+def _exp_gap(a, b):
     """``exp(a - b)`` for finite float64 ``a <= b``, the difference's TwoSum error folded in."""
     z = a - b
     back = z - a
@@ -26,7 +26,7 @@ def _exp_gap(a, b):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, cache=True)
-def fold_chunk(L, cap, local_t, a, a_prev, m_run, top_run, rest_run, xt_run, soft_run, ok):  # type: ignore[no-untyped-def]
+def fold_chunk(L, cap, local_t, a, a_prev, m_run, top_run, rest_run, xt_run, soft_run, ok):
     """Cap the block in place and fold its rows into the running statistics (in place).
 
     Per row: the maximum ``m_run``, the count ``top_run`` of logits equal to it,
@@ -97,7 +97,7 @@ def fold_chunk(L, cap, local_t, a, a_prev, m_run, top_run, rest_run, xt_run, sof
 
 
 @njit(parallel=True, cache=True)
-def grad_chunk(L, cap, capped, m, inv_total, coef_p, coef_t, local_t, soft_rows, a):  # type: ignore[no-untyped-def]
+def grad_chunk(L, cap, capped, m, inv_total, coef_p, coef_t, local_t, soft_rows, a):
     """Overwrite the block with dloss/dlogits, the cap's derivative included.
 
     ``capped``: the block holds capped logits already (else they are capped here).
