@@ -52,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if any(b.name == "dask" for b in BACKENDS):
         config.addinivalue_line("filterwarnings", "ignore::RuntimeWarning:numpy")
+    # SciPy's own markers, on the classes that tests/test_scipy_logsumexp.py runs
+    for marker in ("array_api_backends", "skip_xp_backends", "xfail_xp_backends"):
+        config.addinivalue_line("markers", f"{marker}: SciPy's test_logsumexp.py marker")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

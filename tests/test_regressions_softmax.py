@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,218 @@ def test_tiny_terms_gradient_jax() -> None:
     g = jax.grad(lambda v: xsoftmax.logsumexp(v))(x)
     want = scipy.special.softmax(np.asarray(x))
     np.testing.assert_allclose(np.asarray(g), want, rtol=1e-13, atol=0)
+
+
+# --------------------------------------------------------------------------------------
+# item 5: logsumexp broadcasts x with b (SciPy's test_logsumexp_b_shape)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [None, 0, 1, (0, 2), -1])
+@pytest.mark.parametrize("return_sign", [False, True])
+def test_b_broadcasts_with_x(backend: Any, axis: Any, return_sign: bool) -> None:
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(4, 1, 2, 1))
+    b = rng.normal(size=(3, 1, 5))
+    got = xsoftmax.logsumexp(
+        backend.asarray(a), b=backend.asarray(b), axis=axis, return_sign=return_sign
+    )
+    with np.errstate(all="ignore"):
+        want = scipy.special.logsumexp(a, b=b, axis=axis, return_sign=return_sign)
+    if return_sign:
+        assert tuple(got[0].shape) == np.shape(want[0]) == tuple(got[1].shape)
+        assert_close(backend.to_numpy(got[0]), want[0], dtype="float64", atol=1e-13)
+        np.testing.assert_array_equal(backend.to_numpy(got[1]), want[1])
+    else:
+        assert tuple(got.shape) == np.shape(want)
+        assert_close(backend.to_numpy(got), want, dtype="float64", atol=1e-13)
+
+
+def test_b_broadcast_keepdims_and_where(backend: Any) -> None:
+    a = np.linspace(-2, 3, 6).reshape(2, 1, 3)
+    b = np.array([[1.0], [2.0], [0.5], [3.0]])  # (4, 1): x and b give (2, 4, 3)
+    where = np.array([True, False, True])
+    got = xsoftmax.logsumexp(
+        backend.asarray(a),
+        b=backend.asarray(b),
+        axis=-1,
+        keepdims=True,
+        where=backend.asarray(where),
+    )
+    want = ref_logsumexp(np.broadcast_to(a, (2, 4, 3)), axis=-1, keepdims=True, b=b, where=where)
+    assert tuple(got.shape) == (2, 4, 1)
+    assert_close(backend.to_numpy(got), want, dtype="float64", atol=1e-13)
+
+
+def test_b_not_broadcastable_names_b(backend: Any) -> None:
+    with pytest.raises(ValueError, match=r"logsumexp: `b` of shape \(3,\)") as info:
+        xsoftmax.logsumexp(backend.asarray(np.zeros((2, 4))), b=backend.asarray(np.ones(3)))
+    assert "(2, 4)" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# item 6: infinite terms with weights, as SciPy (gh-23548)
+# --------------------------------------------------------------------------------------
+def _scipy_row(x: np.ndarray, b: np.ndarray, return_sign: bool) -> Any:
+    """SciPy on the entries with ``b != 0`` (its documented rule: a zero weight removes
+    the entry even where it is infinite or NaN; SciPy's direct-sum fallback forgets it)."""
+    keep = b != 0
+    if not keep.any():
+        return (-np.inf, 0.0) if return_sign else -np.inf
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return scipy.special.logsumexp(x[keep], b=b[keep], return_sign=return_sign)
+
+
+SPECIAL_X = [-np.inf, -1.0, 0.0, 2.0, np.inf, np.nan]
+SPECIAL_B = [-2.0, -1.0, 0.0, 0.5, 1.0, np.inf, -np.inf, np.nan]
+
+
+def _special_grid() -> tuple[np.ndarray, np.ndarray]:
+    rows_x, rows_b = [], []
+    for x0 in SPECIAL_X:
+        for x1 in SPECIAL_X:
+            for b0 in SPECIAL_B:
+                for b1 in (-1.0, 0.0, 1.0, np.inf):
+                    rows_x.append([x0, x1])
+                    rows_b.append([b0, b1])
+    return np.array(rows_x), np.array(rows_b)
+
+
+@pytest.mark.parametrize("return_sign", [True, False])
+def test_infinite_terms_with_weights_as_scipy(backend: Any, return_sign: bool) -> None:
+    """``logsumexp([inf], b=[-1], return_sign=True)`` is ``(inf, -1)``; ``[inf, 1]`` with
+    ``b=[-1, 1]`` and ``[inf, inf]`` with ``b=[-1, 1]`` are NaN: the whole grid as SciPy."""
+    x, b = _special_grid()
+    got = xsoftmax.logsumexp(
+        backend.asarray(x), b=backend.asarray(b), axis=1, return_sign=return_sign
+    )
+    for i in range(x.shape[0]):
+        want = _scipy_row(x[i], b[i], return_sign)
+        if return_sign:
+            g = (float(backend.to_numpy(got[0])[i]), float(backend.to_numpy(got[1])[i]))
+            w = (float(want[0]), float(want[1]))
+            if np.isnan(w[0]):  # SciPy's sign of a NaN result is NaN
+                assert np.isnan(g[0]), (x[i], b[i], g, w)
+                assert np.isnan(g[1]), (x[i], b[i], g, w)
+                continue
+        else:
+            g, w = (float(backend.to_numpy(got)[i]),), (float(want),)
+        np.testing.assert_allclose(g, w, rtol=1e-14, atol=0, err_msg=f"x={x[i]}, b={b[i]}")
+
+
+def test_infinite_terms_issue_examples() -> None:
+    inf = np.inf
+    r, s = xsoftmax.logsumexp(np.array([inf]), b=np.array([-1.0]), return_sign=True)
+    assert (float(r), float(s)) == (inf, -1.0)
+    assert np.isnan(xsoftmax.logsumexp(np.array([inf, 1.0]), b=np.array([-1.0, 1.0])))
+    assert np.isnan(xsoftmax.logsumexp(np.array([inf, inf]), b=np.array([-1.0, 1.0])))
+    assert np.isnan(xsoftmax.logsumexp(np.array([inf]), b=np.array([-1.0])))
+
+
+# --------------------------------------------------------------------------------------
+# item 17: no overflowing cast at compute time (Dask)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_dask_log_softmax_no_overflow_warning(dtype: str) -> None:
+    """``[max, -max, 0]``: the float64 shift is cast to the data's dtype without a warning."""
+    if get_backend("dask") is None:
+        pytest.skip("dask backend not selected")
+    import dask.array as da
+
+    top = float(np.finfo(dtype).max)
+    x = np.array([[top, -top, 0.0], [1.0, 2.0, 3.0]], dtype=dtype)
+    lazy = xsoftmax.log_softmax(da.from_array(x, chunks=(1, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = lazy.compute()
+    assert got.dtype == np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        want = ref_log_softmax(x).astype(dtype)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_cast_in_range_rounds_like_the_cast() -> None:
+    """Values beyond the narrow dtype's range become inf exactly where the cast would."""
+    from xsoftmax._prepare import cast_in_range
+
+    top = float(np.finfo(np.float32).max)
+    limit = 2.0**128 - 2.0**103  # max + ulp(max) / 2: the first value that rounds to inf
+    v = np.array([top, np.nextafter(limit, 0), limit, -limit, 1e300, -np.inf, np.nan, 0.0])
+    with np.errstate(over="ignore"):
+        want = v.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cast_in_range(v, np.float32, np)
+    np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------------------
+# item 20: 0-d inputs (BEHAVIOUR.md E23, E25)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [None, 0, -1, (), (0,)])
+@pytest.mark.parametrize("value", [2.5, -np.inf, np.inf, np.nan])
+def test_zero_d_logsumexp_returns_x(backend: Any, axis: Any, value: float) -> None:
+    x = np.asarray(value)
+    got = xsoftmax.logsumexp(backend.asarray(x), axis=axis)
+    assert tuple(got.shape) == ()
+    np.testing.assert_array_equal(backend.to_numpy(got), x)  # SciPy 1.17 gives x
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(backend.to_numpy(got), scipy.special.logsumexp(x))
+
+
+def test_zero_d_logsumexp_with_b(backend: Any) -> None:
+    got, sign = xsoftmax.logsumexp(
+        backend.asarray(np.asarray(1.5)), b=backend.asarray(np.asarray(-2.0)), return_sign=True
+    )
+    want, wsign = scipy.special.logsumexp(np.asarray(1.5), b=-2.0, return_sign=True)
+    assert tuple(got.shape) == ()
+    assert_close(backend.to_numpy(got), want, dtype="float64")
+    assert float(backend.to_numpy(sign)) == wsign
+
+
+@pytest.mark.parametrize("axis", [0, -1, (0,), (-1,)])
+@pytest.mark.parametrize("value", [2.5, -1e300, -np.inf, np.nan])
+def test_zero_d_softmax_family(backend: Any, axis: Any, value: float) -> None:
+    """torch and SciPy: 1 / 0 (NaN for NaN), 0-d, the input's dtype; -inf is a row with
+    no entry: 0 / -inf (BEHAVIOUR.md E25 and its empty-row rule; torch gives NaN)."""
+    import torch
+
+    x = np.asarray(value)
+    for func, ref in (
+        (xsoftmax.softmax, torch.softmax),
+        (xsoftmax.log_softmax, torch.log_softmax),
+    ):
+        got = func(backend.asarray(x), axis=axis)
+        assert tuple(got.shape) == ()
+        assert backend.to_numpy(got).dtype == np.float64
+        if value == -np.inf:
+            want = 0.0 if func is xsoftmax.softmax else -np.inf
+        else:
+            want = ref(torch.asarray(x), 0).numpy()
+        np.testing.assert_array_equal(backend.to_numpy(got), want)
+
+
+def test_zero_d_softmax_family_where(backend: Any) -> None:
+    x = backend.asarray(np.asarray(3.0))
+    off = backend.asarray(np.asarray(False))
+    on = backend.asarray(np.asarray(True))
+    assert float(backend.to_numpy(xsoftmax.softmax(x, axis=0, where=off))) == 0.0
+    assert float(backend.to_numpy(xsoftmax.log_softmax(x, axis=0, where=off))) == -np.inf
+    assert float(backend.to_numpy(xsoftmax.softmax(x, axis=0, where=on))) == 1.0
+    assert float(backend.to_numpy(xsoftmax.log_softmax(x, axis=-1, where=on))) == 0.0
+
+
+@pytest.mark.parametrize("axis", [1, -2, (0, -1), ()])
+def test_zero_d_other_axis_is_an_error(backend: Any, axis: Any) -> None:
+    x = backend.asarray(np.asarray(1.0))
+    for func in (xsoftmax.softmax, xsoftmax.log_softmax):
+        with pytest.raises(ValueError, match="axis"):
+            func(x, axis=axis)
+    if axis != ():
+        with pytest.raises(ValueError, match="axis"):
+            xsoftmax.logsumexp(x, axis=axis)
+
+
+def test_zero_d_where_must_be_zero_d(backend: Any) -> None:
+    x = backend.asarray(np.asarray(1.0))
+    with pytest.raises(ValueError, match="where"):
+        xsoftmax.softmax(x, axis=0, where=backend.asarray(np.array([True, False])))

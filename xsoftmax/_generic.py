@@ -173,7 +173,7 @@ def accurate_sum(v: Array, axes: tuple[int, ...], *, xp: Any) -> Array:
     Used where no wider accumulation dtype exists (float64 data; float32 on JAX
     without x64), since plain pairwise sums drift by several ulps on long rows.
     """
-    n = math.prod(int(v.shape[a]) for a in axes)
+    n = math.prod([int(v.shape[a]) for a in axes])
     sigma = 2.0 ** (max(n, 1).bit_length() + 1)
     q = (v + sigma) - sigma
     remainder = v - q
@@ -200,6 +200,12 @@ def _log_of_nonnegative(v: Array, *, xp: Any) -> Array:
     return xp.where(zero, xp.full_like(v, -xp.inf), xp.log(xp.where(zero, xp.ones_like(v), v)))
 
 
+def _sign(v: Array, xp: Any) -> Array:
+    """``sign(v)`` (NaN for NaN) without writes: array_api_compat's torch ``sign`` writes
+    NaN through a boolean mask, which ``torch.func.vmap`` cannot batch."""
+    return xp.where(v > 0, xp.ones_like(v), xp.where(v < 0, -xp.ones_like(v), v * 0))
+
+
 def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
     """``(log|top + rest|, sign(top + rest))`` for weights of any sign.
 
@@ -222,7 +228,7 @@ def log_abs_total(sums: RowSums, *, xp: Any) -> tuple[Array, Array]:
         _log_of_nonnegative(xp.abs(one_plus_q), xp=xp),
     )
     log_abs = xp.where(base_zero, xp.full_like(base, -xp.inf), xp.log(xp.abs(base_safe)) + log_rel)
-    sign = xp.where(base_zero, xp.zeros_like(base), xp.sign(base_safe) * xp.sign(one_plus_q))
+    sign = xp.where(base_zero, xp.zeros_like(base), _sign(base_safe, xp) * _sign(one_plus_q, xp))
     return log_abs, sign
 
 
@@ -254,7 +260,9 @@ def logsumexp(
     """``log Σ b exp(x)`` over ``axes`` with kept dims, in ``acc``; and its sign if asked.
 
     Entries with ``b == 0`` take no part. Without ``return_sign`` a negative sum
-    gives NaN (scipy's semantics).
+    gives NaN (scipy's semantics). A row with an infinite term (``x = +inf``, or
+    an infinite weight) is ``+inf`` with the sign of those terms, NaN where
+    they have both signs (``inf - inf``), as the direct sum gives (SciPy gh-23548).
     """
     if b is not None:
         x = xp.where(b != 0, x, xp.full_like(x, -xp.inf))
@@ -262,19 +270,44 @@ def logsumexp(
     sums = row_sums(s, axes, acc, xp=xp, b=b)
     m = xp.astype(s.m, acc)
     m_safe = xp.astype(s.m_safe, acc)
+    empty = m == -xp.inf
     if b is None:
         out = m_safe + log_total(sums, xp=xp)
+        out = xp.where(m == xp.inf, m, out)  # an +inf entry: +inf
+        out = xp.where(empty, m, out)  # no entry: -inf
         sign = xp.ones_like(out)
     else:
         log_abs, sign = log_abs_total(sums, xp=xp)
-        out = m_safe + log_abs
+        out = xp.where(empty, m, m_safe + log_abs)  # no entry: -inf
+        at_inf, inf_sign = _infinite_terms(x, b, axes, xp=xp)
+        inf_sign = xp.astype(inf_sign, acc)
+        out = xp.where(at_inf, xp.abs(inf_sign) * xp.inf, out)  # inf, or NaN
+        sign = xp.where(at_inf, inf_sign, sign)
         if not return_sign:
             out = xp.where(sign < 0, xp.full_like(out, xp.nan), out)
-    empty = m == -xp.inf
-    out = xp.where(empty, m, out)  # no entry: -inf
-    out = xp.where(m == xp.inf, m, out)  # an +inf entry: +inf
     if return_sign:
         sign = xp.where(empty, xp.zeros_like(sign), sign)
         sign = xp.where(xp.isnan(out), out, sign)
         return out, sign
     return out, None
+
+
+def _infinite_terms(x: Array, b: Array, axes: tuple[int, ...], *, xp: Any) -> tuple[Array, Array]:
+    """Rows whose sum has an infinite or NaN term ``b * exp(x)``, and that sum's sign.
+
+    ``x`` has ``-inf`` where ``b == 0``. The sign is +1 or -1 (the sign of the
+    infinite terms), NaN where infinite terms of both signs meet (``inf - inf``)
+    or a term is NaN: a NaN weight or entry, or an infinite weight on ``exp(-inf)``
+    (``inf * 0``), as the direct sum gives.
+    """
+    b_inf = xp.isinf(b)
+    term_inf = xp.logical_or(x == xp.inf, xp.logical_and(b_inf, x != -xp.inf))
+    up = xp.any(xp.logical_and(term_inf, b > 0), axis=axes, keepdims=True)
+    down = xp.any(xp.logical_and(term_inf, b < 0), axis=axes, keepdims=True)
+    term_nan = xp.logical_or(
+        xp.logical_or(xp.isnan(b), xp.isnan(x)), xp.logical_and(b_inf, x == -xp.inf)
+    )
+    bad = xp.logical_or(xp.any(term_nan, axis=axes, keepdims=True), xp.logical_and(up, down))
+    sign = xp.astype(up, b.dtype) * 2 - 1  # +1 where a term is +inf, else -1
+    sign = xp.where(bad, sign * xp.nan, sign)
+    return xp.logical_or(xp.logical_or(up, down), bad), sign

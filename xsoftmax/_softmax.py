@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import device
-
-from . import _generic, _numpy_fast
-from ._blocked import can_block, map_row_blocks
-from ._config import fast_paths_enabled
-from ._prepare import cast, has_no_element, prepare_floating
+from . import _dispatch, _generic
+from ._prepare import broadcast_shape, cast, cast_in_range, has_no_element, prepare_floating
 from ._quiet import quiet
 from ._validation import (
     check_broadcastable,
     check_floating,
+    check_known_axes,
     check_out_dtype,
     is_bool_dtype,
     is_integer_dtype,
     is_real_floating,
     namespace_of,
     normalize_axes,
+    torch_keywords,
 )
 
 Array = Any
@@ -32,6 +30,7 @@ def _softmax_family(
     check_floating(func, "x", x, xp)
     check_out_dtype(func, dtype, xp)
     axes = normalize_axes(func, axis, x.ndim, allow_none=False)
+    check_known_axes(func, "x", x, axes)
     if not axes:
         msg = f"{func}: `axis` must name at least one axis, got {axis!r}"
         raise ValueError(msg)
@@ -45,27 +44,23 @@ def _normalise(
     axis: Any,
     where: Array | None,
     dtype: Any,
-    generic: Any,
-    numpy_fast: Any,
 ) -> Array:
-    """Validate, then run ``generic`` (or its NumPy fast path / blocked form) along ``axis``."""
+    """Validate, then run ``func`` along ``axis`` on the path :mod:`._dispatch` picks."""
+    if where is None and dtype is None:
+        lane = _dispatch.numpy_lane(func, x, axis)
+        if lane is not None:
+            return lane
+    if getattr(x, "ndim", None) == 0 and _names_axis_0(axis):
+        return _zero_d(func, x, where, dtype)
     xp, prep, axes = _softmax_family(func, x, axis, where, dtype)
     if has_no_element(prep.x):
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
-        if fast_paths_enabled() and _numpy_fast.eligible(prep.x, axes):
-            return cast(numpy_fast(prep.x), prep.out_dtype, xp)
-        if can_block(prep.x, axes):
-            return map_row_blocks(
-                lambda rows: generic(rows, (1,), prep.acc, xp=xp),
-                prep.x,
-                int(prep.x.shape[-1]),
-                prep.out_dtype,
-                xp=xp,
-            )
-        return cast(generic(prep.x, axes, prep.acc, xp=xp), prep.out_dtype, xp)
+        out = _dispatch.softmax_family(func, prep.x, axes, prep.acc, xp, prep.out_dtype)
+        return cast_in_range(out, prep.out_dtype, xp)
 
 
+@torch_keywords
 def softmax(
     x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
 ) -> Array:
@@ -117,9 +112,10 @@ def softmax(
     >>> [round(float(v), 4) for v in xsoftmax.softmax(xp.asarray([1.0, 2.0, 3.0]))]
     [0.09, 0.2447, 0.6652]
     """
-    return _normalise("softmax", x, axis, where, dtype, _generic.softmax, _numpy_fast.softmax)
+    return _normalise("softmax", x, axis, where, dtype)
 
 
+@torch_keywords
 def log_softmax(
     x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
 ) -> Array:
@@ -168,20 +164,48 @@ def log_softmax(
     >>> [round(float(v), 4) for v in y]
     [-0.6931, -0.6931, -64.6931]
     """
-    return _normalise(
-        "log_softmax", x, axis, where, dtype, _generic.log_softmax, _numpy_fast.log_softmax
-    )
+    return _normalise("log_softmax", x, axis, where, dtype)
 
 
-def _check_b(func: str, b: Array, x: Array, xp: Any) -> None:
+def _names_axis_0(axis: Any) -> bool:
+    """Whether ``axis`` names the one axis a 0-d array is read as: 0 or -1 (or a 1-tuple)."""
+    items = axis if isinstance(axis, tuple) and len(axis) == 1 else (axis,)
+    return type(items[0]) is int and items[0] in (0, -1)
+
+
+def _zero_d(func: str, x: Array, where: Array | None, dtype: Any) -> Array:
+    """softmax / log_softmax of a 0-d ``x`` along axis 0: as a length-one row (torch, SciPy)."""
+    xp = namespace_of(func, x=x, where=where)
+    check_floating(func, "x", x, xp)
+    if where is not None:
+        check_broadcastable(func, "where", where, ())
+        where = xp.expand_dims(where, axis=0)
+    return xp.squeeze(_normalise(func, xp.expand_dims(x, axis=0), 0, where, dtype), axis=0)
+
+
+def _check_b(func: str, b: Array, x: Array, xp: Any) -> tuple[Array, Array]:
+    """Check ``b``'s dtype; ``x`` and ``b`` broadcast to their common shape (SciPy)."""
     if is_bool_dtype(xp, b.dtype) or not (
         is_real_floating(xp, b.dtype) or is_integer_dtype(xp, b.dtype)
     ):
         msg = f"{func}: `b` must be a real (floating or integer) array, got dtype {b.dtype}"
         raise TypeError(msg)
-    check_broadcastable(func, "b", b, tuple(x.shape))
+    shape = broadcast_shape(func, "b", tuple(b.shape), tuple(x.shape))
+    if tuple(x.shape) != shape:
+        x = xp.broadcast_to(x, shape)
+    if tuple(b.shape) != shape:
+        b = xp.broadcast_to(b, shape)
+    return x, b
 
 
+def _logsumexp_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """The reduced axes; a 0-d ``x`` reduces over nothing for ``axis`` None, 0, -1 or ()."""
+    if ndim == 0 and (axis is None or axis == () or _names_axis_0(axis)):
+        return ()
+    return normalize_axes(func, axis, ndim, allow_none=True)
+
+
+@torch_keywords
 def logsumexp(
     x: Array,
     /,
@@ -238,14 +262,19 @@ def logsumexp(
     (0.0, -1.0)
     """
     func = "logsumexp"
+    if b is None and where is None and not return_sign and keepdims is False:
+        lane = _dispatch.numpy_lane(func, x, axis)
+        if lane is not None:
+            return lane
     xp = namespace_of(func, x=x, b=b, where=where)
     check_floating(func, "x", x, xp)
-    axes = normalize_axes(func, axis, x.ndim, allow_none=True)
     out_dtype = x.dtype
     if b is not None:
-        _check_b(func, b, x, xp)
-        if is_real_floating(xp, b.dtype):
-            out_dtype = xp.result_type(x.dtype, b.dtype)
+        x, b = _check_b(func, b, x, xp)
+    axes = _logsumexp_axes(func, axis, x.ndim)
+    check_known_axes(func, "x", x, axes)
+    if b is not None and is_real_floating(xp, b.dtype):
+        out_dtype = xp.result_type(x.dtype, b.dtype)
     if not axes:  # reduce over no axis: add a length-one axis to reduce
         x = xp.expand_dims(x, axis=0)
         b = None if b is None else xp.expand_dims(b, axis=0)
@@ -258,29 +287,12 @@ def logsumexp(
     if b is not None:
         bc = xp.broadcast_to(cast(b, prep.compute, xp), tuple(x.shape))
     if has_no_element(prep.x):
-        shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        out = xp.full(shape, -xp.inf, dtype=prep.acc, device=device(x))
+        # -inf added to the sum over no element (0): autograd keeps its graph (torch)
+        out = xp.astype(xp.sum(prep.x, axis=axes, keepdims=True), prep.acc) - xp.inf
         sign = xp.zeros_like(out)
-    elif (
-        bc is None
-        and not return_sign
-        and fast_paths_enabled()
-        and _numpy_fast.eligible(prep.x, axes)
-    ):
+    elif bc is None and not return_sign:
         with quiet(xp):
-            out, sign = xp.expand_dims(_numpy_fast.logsumexp(prep.x), axis=-1), None
-    elif bc is None and not return_sign and can_block(prep.x, axes):
-        with quiet(xp):
-            out = map_row_blocks(
-                lambda rows: xp.squeeze(
-                    _generic.logsumexp(rows, (1,), prep.acc, xp=xp)[0], axis=1
-                ),
-                prep.x,
-                None,
-                prep.acc,
-                xp=xp,
-            )
-        out, sign = xp.expand_dims(out, axis=-1), None
+            out, sign = _dispatch.logsumexp(prep.x, axes, prep.acc, xp), None
     else:
         with quiet(xp):
             out, sign = _generic.logsumexp(
