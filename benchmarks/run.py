@@ -620,7 +620,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"skipping {lib}: {why}", flush=True)
     settings = _cases.configure_libraries(libs)
     xs, xs_label = _cases.load_xsoftmax(args.placeholder)
-    if args.quick:
+    if args.quick or args.light:
         config = TimingConfig(
             rounds_min=5, rounds_max=9, budget_s=0.2, min_sample_s=1e-3, warmup=1, clock=args.clock
         )
@@ -772,6 +772,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="skip the second run without the fast extra (XSOFTMAX_NO_NUMBA=1) and the "
         "first-call measurements",
     )
+    p.add_argument(
+        "--light",
+        action="store_true",
+        help="the rounds of --quick (fewer, shorter) on the selected shapes and dtypes; the run "
+        "without the fast extra uses it (the generic torch path takes seconds per call)",
+    )
     p.add_argument("--child-json", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
         "--placeholder",
@@ -798,7 +804,7 @@ def _run_without_extra(argv: Sequence[str] | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "without.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), *given]
-        cmd += ["--libs", *libs, "--no-memory", "--child-json", str(out)]
+        cmd += ["--libs", *libs, "--no-memory", "--light", "--child-json", str(out)]
         env = {**os.environ, "XSOFTMAX_NO_NUMBA": "1"}
         print("\nrunning again without the fast extra (XSOFTMAX_NO_NUMBA=1)", flush=True)
         subprocess.run(cmd, env=env, check=True)

@@ -40,7 +40,7 @@ def can_block(x: Array, axes: tuple[int, ...]) -> bool:
         return False
     if getattr(x, "requires_grad", False) or not is_concrete(x):
         return False
-    size = math.prod(int(s) for s in x.shape)
+    size = math.prod([int(s) for s in x.shape])
     return size * _itemsize(x) > 2 * BLOCK_BYTES
 
 
@@ -54,7 +54,7 @@ def _itemsize(x: Array) -> int:
 def row_blocks(x: Array) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` of the blocks of rows of ``x`` viewed as ``(rows, x.shape[-1])``."""
     n_cols = int(x.shape[-1])
-    n_rows = math.prod(int(s) for s in x.shape[:-1])
+    n_rows = math.prod([int(s) for s in x.shape[:-1]])
     step = max(1, BLOCK_BYTES // max(1, n_cols * _itemsize(x)))
     for start in range(0, n_rows, step):
         yield start, min(start + step, n_rows)
