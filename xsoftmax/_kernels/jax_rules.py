@@ -27,6 +27,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .._generic import _scale_of
+
 Array = Any
 
 
@@ -51,17 +53,28 @@ def _stats(x: Array, axes: tuple[int, ...]) -> tuple[Array, ...]:
     zs = jnp.where(finite, z, jnp.zeros_like(z))
     back = zs - xs
     e = (xs - (zs - back)) - (m_safe + back)
-    t = jnp.exp(z)
-    # t + t e is the more exact form; near underflow t e would flush to zero
-    w = jnp.where(t > _FLUSH[x.dtype], t + t * e, t * (1 + e))
-    # q: w cut to the grid of spacing ulp(sigma), sigma = 2**k >= 2n (floor, not the
-    # textbook (w + sigma) - sigma, which XLA simplifies to w under jit)
+    # terms below exp(-threshold) are exponentiated scaled by an exact power of two
+    # (the generic kernel's _Scale): XLA on the CPU flushes subnormal intermediates
+    sc = _scale_of(z.dtype, xp=jnp)
+    tiny = z < -sc.threshold
+    y = jnp.where(tiny, z + sc.shift, z)
+    corr = jnp.where(tiny, jnp.full_like(z, sc.delta), jnp.zeros_like(z)) + e
+    t = jnp.exp(y)
+    # t + t corr is the more exact form; near underflow t corr would flush to zero
+    v = jnp.where(t > _FLUSH[x.dtype], t + t * corr, t * (1 + corr))
+    # every term times 2**half_bits (exact: tiny ones come 2**(2 half_bits) too large),
+    # so that no summand is subnormal; the sums are brought back by exact multiplications
+    scaled = v * jnp.where(tiny, jnp.full_like(v, sc.half), jnp.full_like(v, 1 / sc.half))
+    w = scaled * sc.half
+    # q: the scaled terms cut to the grid of spacing ulp(sigma) 2**half_bits, sigma =
+    # 2**k >= 2n (floor, not the textbook (w + sigma) - sigma, which XLA simplifies to w
+    # under jit)
     n = math.prod([int(x.shape[a]) for a in axes])
     bits = jnp.finfo(x.dtype).nmant
-    scale = 2.0 ** (bits - max(n, 1).bit_length() - 1)  # 1 / ulp(sigma)
-    q = jnp.floor(w * scale) * (1 / scale)
-    big = jnp.sum(q, axis=axes, keepdims=True)
-    small = jnp.sum(w - q, axis=axes, keepdims=True)
+    grid = 2.0 ** (bits - max(n, 1).bit_length() - 1) * sc.half  # 1 / spacing
+    q = jnp.floor(scaled * grid) * (1 / grid)
+    big = jnp.sum(q, axis=axes, keepdims=True) * sc.half
+    small = jnp.sum(scaled - q, axis=axes, keepdims=True) * sc.half
     total = big + small
     log_total = jnp.log1p((big - 1) + small)
     log_total = jnp.where(big == 0, jnp.zeros_like(log_total), log_total)
