@@ -11,7 +11,7 @@ half-precision inputs are widened exactly), with the formulas spelled out here:
   tiny log-probability to full relative precision, so the oracle's own error (a few
   float64 ulps) is far below every tolerance below.
 * ``cross_entropy`` / ``nll_loss`` / ``binary_cross_entropy_with_logits``: torch's
-  definitions (weights, ``ignore_index``, label smoothing, normalisers, see BEHAVIOUR.md)
+  definitions (weights, ``ignore_index``, label smoothing, normalisers, see docs/contract/errors.md)
   written out on top of the log-probabilities above. ``test_*_oracle.py`` prove these
   definitions equal ``torch.nn.functional`` (and ``scipy.special``) on the whole grid, so the
   semantics are torch's and the precision is better than torch's.
@@ -27,7 +27,7 @@ where ``C`` is the number of terms in the reduction and ``magnitude`` is the siz
 terms a value is built from (1 for a log-probability; the sum of ``|weight * target|`` for a
 loss; ``sum|b exp(x - max)| / |sum b exp(x - max)|``, the condition number, for a signed
 ``logsumexp``; ``max |gradient|`` for a gradient). ``4 * eps * max(C, 4)`` is the bound
-BEHAVIOUR.md sets for a softmax row sum: the absolute error that the textbook
+docs/contract/errors.md sets for a softmax row sum: the absolute error that the textbook
 ``log(sum(exp(z)))`` has in every anchor. It only matters where ``|want|`` is tiny (the top
 class's log-probability, the loss of a confident correct prediction, a gradient entry
 ``p - 1`` near 0); the per-ulp accuracy there is held by the accuracy harness (issue 6),

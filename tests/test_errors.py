@@ -1,8 +1,8 @@
-"""Every row E1-E26 of BEHAVIOUR.md, the "Not errors (MUST work)" list, and inputs that
+"""Every row E1-E26 of docs/contract/errors.md, the "Not errors (MUST work)" list, and inputs that
 are never mutated; on every loaded backend where the row applies.
 
 For an error row the test checks the exception type (the recommended column of
-BEHAVIOUR.md; E12, E23 and E25 allow the alternatives the table gives) and that the
+docs/contract/errors.md; E12, E23 and E25 allow the alternatives the table gives) and that the
 message names the argument as a whole word and contains the listed content.
 """
 
@@ -181,7 +181,7 @@ def test_no_classes_with_target(backend: Any, func: str) -> None:
 
 def test_out_of_range_under_jax_jit() -> None:
     """Under jax.jit a value check cannot raise: the bad sample is NaN, never a wrapped
-    index (API.md); the mean is NaN."""
+    index (docs/contract/semantics.md); the mean is NaN."""
     b = get_backend("jax")
     if b is None:
         pytest.skip("jax backend not loaded")

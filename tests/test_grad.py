@@ -2,13 +2,13 @@
 
 The reference gradient is torch autograd through the anchor (``F.cross_entropy``,
 ``torch.softmax``, ...) in float64 on the exact input values; for ``reduction='none'``
-it is the gradient of the sum of the per-sample losses (API.md). Tolerance for a
+it is the gradient of the sum of the per-sample losses (docs/contract/semantics.md). Tolerance for a
 gradient: ``rtol`` of the dtype plus ``atol = 4 eps max(C, 4) max|g|``, the policy of
 ``oracles.py``: an entry ``p - 1`` of a confident prediction is a cancellation that every
 implementation computes to an absolute, not relative, accuracy of a few ulps of the row.
 
 Where the normaliser of a ``'mean'`` is zero (every target ignored, or all their weights
-zero) the loss is NaN and the contract's gradient is 0 (BEHAVIOUR.md); torch gives 0 for
+zero) the loss is NaN and the contract's gradient is 0 (docs/contract/errors.md); torch gives 0 for
 all-ignored but NaN for all-zero weights, so there the expected gradient is 0, not torch's.
 """
 
@@ -374,7 +374,7 @@ def test_with_grad_finite_at_extremes(backend: Any, dtype: str) -> None:
     ],
 )
 def test_torch_logsumexp_gradient_is_softmax(row: list[float], want: list[float]) -> None:
-    """BEHAVIOUR.md: grad of logsumexp at float32 [1e8, 1e8] is [0.5, 0.5] (torch.logsumexp
+    """docs/contract/errors.md: grad of logsumexp at float32 [1e8, 1e8] is [0.5, 0.5] (torch.logsumexp
     gives [1, 1])."""
     b = _torch_backend()
     x = b.asarray(np.array(row), dtype="float32").requires_grad_(True)

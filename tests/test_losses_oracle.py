@@ -406,7 +406,7 @@ def test_bce_oracle_matches_torch(case: BceCase) -> None:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_bce_extreme_logits(backend: Any, dtype: str) -> None:
-    """BEHAVIOUR.md: at (+max, -max), targets (1, 0) -> 0 and (0, 1) -> max (per element);
+    """docs/contract/errors.md: at (+max, -max), targets (1, 0) -> 0 and (0, 1) -> max (per element);
     logit -120 with pos_weight 1, target 1 -> 120 (pytorch#13773). Expected: the exact
     loss is softplus(-|max|) ~ 0 (exp(-max) underflows) or |max| + that, i.e. max."""
     if dtype not in backend.float_dtypes():
@@ -424,7 +424,7 @@ def test_bce_extreme_logits(backend: Any, dtype: str) -> None:
 
 
 def test_bce_infinite_logits_limits(backend: Any) -> None:
-    """SHOULD of BEHAVIOUR.md: +-inf logits give the limits 0 / +inf, not torch's NaN."""
+    """SHOULD of docs/contract/errors.md: +-inf logits give the limits 0 / +inf, not torch's NaN."""
     x = to_backend(backend, np.array([np.inf, np.inf, -np.inf, -np.inf]))
     t = to_backend(backend, np.array([1.0, 0.0, 1.0, 0.0]))
     got = backend.to_numpy(xsoftmax.binary_cross_entropy_with_logits(x, t, reduction="none"))
@@ -490,7 +490,7 @@ def test_half_precision(
 
 
 # --------------------------------------------------------------------------------------
-# extreme logits in cross_entropy (BEHAVIOUR.md)
+# extreme logits in cross_entropy (docs/contract/errors.md)
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cross_entropy_extremes(backend: Any, dtype: str) -> None:

@@ -277,7 +277,7 @@ def assert_matches(
     +-inf or +-max of its sign; ``atol`` defaults to the smallest normal number
     (underflow); ``scale`` adds ``ulps * eps * scale`` to the tolerance; ``allow_inf``
     also accepts +-inf of the right sign (a mean whose intermediate sum overflows, which
-    BEHAVIOUR.md only advises against).
+    docs/contract/errors.md only advises against).
     """
     info = FLOAT_INFO[dtype]
     g = _ld(got)

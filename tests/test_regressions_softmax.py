@@ -393,7 +393,7 @@ def test_cast_in_range_rounds_like_the_cast() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# item 20: 0-d inputs (BEHAVIOUR.md E23, E25)
+# item 20: 0-d inputs (docs/contract/errors.md E23, E25)
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("axis", [None, 0, -1, (), (0,)])
 @pytest.mark.parametrize("value", [2.5, -np.inf, np.inf, np.nan])
@@ -420,7 +420,7 @@ def test_zero_d_logsumexp_with_b(backend: Any) -> None:
 @pytest.mark.parametrize("value", [2.5, -1e300, -np.inf, np.nan])
 def test_zero_d_softmax_family(backend: Any, axis: Any, value: float) -> None:
     """torch and SciPy: 1 / 0 (NaN for NaN), 0-d, the input's dtype; -inf is a row with
-    no entry: 0 / -inf (BEHAVIOUR.md E25 and its empty-row rule; torch gives NaN)."""
+    no entry: 0 / -inf (docs/contract/errors.md E25 and its empty-row rule; torch gives NaN)."""
     import torch
 
     x = np.asarray(value)

@@ -39,7 +39,9 @@ scipy_tests = pytest.importorskip("scipy.special.tests.test_logsumexp")
 _array_api = pytest.importorskip("scipy._lib._array_api")
 
 COMPLEX = "complex input: xsoftmax takes real floating arrays only (TypeError by contract)"
-LIST_OR_SCALAR = "a Python list or scalar: xsoftmax takes arrays only (BEHAVIOUR.md E26)"
+LIST_OR_SCALAR = (
+    "a Python list or scalar: xsoftmax takes arrays only (docs/contract/errors.md E26)"
+)
 
 DESELECTED: dict[str, str] = {
     # complex

@@ -356,7 +356,7 @@ def test_half_precision(
 
 def test_float16_many_classes(backend: Any) -> None:
     """float16, C = 70 000 zeros: 1/C each, log_softmax -log(C) = -11.156, logsumexp 11.156
-    (BEHAVIOUR.md; anchors give inf). Expected: -log(70000) in float64, rounded to float16."""
+    (docs/contract/errors.md; anchors give inf). Expected: -log(70000) in float64, rounded to float16."""
     if "float16" not in backend.half_dtypes:
         pytest.skip(f"{backend.name} has no float16")
     c = 70_000
@@ -371,7 +371,7 @@ def test_float16_many_classes(backend: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# extreme and special logits (BEHAVIOUR.md, "Numeric results")
+# extreme and special logits (docs/contract/errors.md, "Numeric results")
 # --------------------------------------------------------------------------------------
 def _extreme_rows(dtype: str) -> np.ndarray:
     fmax = float(np.finfo(np.float16).max) if dtype == "float16" else None
@@ -436,7 +436,7 @@ def test_large_common_offset(backend: Any) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_special_values(backend: Any, dtype: str) -> None:
-    """-inf entries, an all -inf row, a +inf entry and a NaN entry (BEHAVIOUR.md)."""
+    """-inf entries, an all -inf row, a +inf entry and a NaN entry (docs/contract/errors.md)."""
     ninf, inf, nan = -np.inf, np.inf, np.nan
     rows = np.array(
         [
@@ -493,7 +493,7 @@ def test_where_ignores_masked_nonfinite(backend: Any) -> None:
 
 
 def test_numpy_no_fp_warnings() -> None:
-    """SHOULD of BEHAVIOUR.md: finite input (extremes included) raises no NumPy
+    """SHOULD of docs/contract/errors.md: finite input (extremes included) raises no NumPy
     RuntimeWarning / FloatingPointError under ``np.errstate(all='raise')``."""
     rng = np.random.default_rng(5)
     inputs = [draw_logits(rng, (4, 6), "wide"), _extreme_rows("float64")]
