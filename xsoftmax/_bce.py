@@ -10,6 +10,8 @@ from ._dtypes import is_real_floating
 from ._prepare import cast, prepare_floating
 from ._quiet import quiet
 from ._reductions import mean, times, zero_d
+from ._typing import Array as AnyArray
+from ._typing import ArrayT
 from ._validation import (
     check_broadcastable,
     check_floating,
@@ -22,7 +24,7 @@ from ._validation import (
     torch_keywords,
 )
 
-Array = Any
+Array = Any  # inside the module; the public signatures use ._typing's types
 
 
 def _softplus(x: Array, xp: Any) -> Array:
@@ -39,15 +41,15 @@ def _check_real(func: str, name: str, a: Array, xp: Any, shape: tuple[int, ...])
 
 @torch_keywords
 def binary_cross_entropy_with_logits(
-    logits: Array,
-    target: Array,
+    logits: ArrayT,
+    target: AnyArray,
     /,
     *,
-    weight: Array | None = None,
-    pos_weight: Array | None = None,
+    weight: AnyArray | None = None,
+    pos_weight: AnyArray | None = None,
     reduction: str = "mean",
     dtype: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     .. math::

@@ -21,6 +21,8 @@ from ._prepare import cast, has_no_element, prepare_floating
 from ._quiet import quiet
 from ._reductions import divide, mean, times, zero_d
 from ._targets import classify_targets, one_hot, take_class
+from ._typing import Array as AnyArray
+from ._typing import ArrayT
 from ._validation import (
     check_floating,
     check_ignore_index,
@@ -35,7 +37,7 @@ from ._validation import (
     torch_keywords,
 )
 
-Array = Any
+Array = Any  # inside the module; the public signatures use ._typing's types
 
 
 @dataclass(frozen=True)
@@ -401,19 +403,19 @@ def _ones_shape(p: _Problem) -> tuple[int, ...]:
 
 @torch_keywords
 def cross_entropy(
-    logits: Array,
-    target: Array,
+    logits: ArrayT,
+    target: AnyArray,
     /,
     *,
     axis: int = -1,
-    weight: Array | None = None,
+    weight: AnyArray | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     dtype: Any = None,
     softcap: float | None = None,
     z_loss: float = 0.0,
-) -> Array:
+) -> ArrayT:
     r"""Cross-entropy between logits and class indices or class probabilities.
 
     With ``axis=1`` this is ``torch.nn.functional.cross_entropy`` for every
@@ -510,17 +512,17 @@ def cross_entropy(
 
 @torch_keywords
 def cross_entropy_with_grad(
-    logits: Array,
-    target: Array,
+    logits: ArrayT,
+    target: AnyArray,
     /,
     *,
     axis: int = -1,
-    weight: Array | None = None,
+    weight: AnyArray | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     dtype: Any = None,
-) -> tuple[Array, Array]:
+) -> tuple[ArrayT, ArrayT]:
     r"""Cross-entropy and its analytic gradient with respect to ``logits``.
 
     Takes exactly the arguments of :func:`cross_entropy` and returns
@@ -621,16 +623,16 @@ def _fused_with_grad(p: _Problem) -> tuple[Array, Array] | None:
 
 @torch_keywords
 def nll_loss(
-    log_probs: Array,
-    target: Array,
+    log_probs: ArrayT,
+    target: AnyArray,
     /,
     *,
     axis: int = -1,
-    weight: Array | None = None,
+    weight: AnyArray | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     dtype: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Negative log-likelihood of class indices, as ``torch.nn.functional.nll_loss``.
 
     .. math:: \ell_n = -w_{t_n}\, y_{n, t_n}

@@ -7,6 +7,8 @@ from typing import Any
 from . import _dispatch, _generic
 from ._prepare import broadcast_shape, cast, cast_in_range, has_no_element, prepare_floating
 from ._quiet import quiet
+from ._typing import Array as AnyArray
+from ._typing import ArrayT
 from ._validation import (
     check_broadcastable,
     check_floating,
@@ -20,7 +22,7 @@ from ._validation import (
     torch_keywords,
 )
 
-Array = Any
+Array = Any  # inside the module; the public signatures use ._typing's types
 
 
 def _softmax_family(
@@ -62,8 +64,13 @@ def _normalise(
 
 @torch_keywords
 def softmax(
-    x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
-) -> Array:
+    x: ArrayT,
+    /,
+    *,
+    axis: int | tuple[int, ...] = -1,
+    where: AnyArray | None = None,
+    dtype: Any = None,
+) -> ArrayT:
     r"""Softmax along ``axis``, stable and exact for finite logits of any magnitude.
 
     .. math:: \operatorname{softmax}(x)_i = \frac{\exp(x_i - m)}{\sum_j \exp(x_j - m)},
@@ -117,8 +124,13 @@ def softmax(
 
 @torch_keywords
 def log_softmax(
-    x: Array, /, *, axis: int | tuple[int, ...] = -1, where: Array | None = None, dtype: Any = None
-) -> Array:
+    x: ArrayT,
+    /,
+    *,
+    axis: int | tuple[int, ...] = -1,
+    where: AnyArray | None = None,
+    dtype: Any = None,
+) -> ArrayT:
     r"""Log-softmax along ``axis``: ``x - logsumexp(x)``, stable and exact.
 
     .. math:: \log\operatorname{softmax}(x)_i = (x_i - m) - \log\sum_j \exp(x_j - m)
@@ -207,15 +219,15 @@ def _logsumexp_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
 
 @torch_keywords
 def logsumexp(
-    x: Array,
+    x: ArrayT,
     /,
     *,
     axis: int | tuple[int, ...] | None = None,
     keepdims: bool = False,
-    b: Array | None = None,
+    b: AnyArray | None = None,
     return_sign: bool = False,
-    where: Array | None = None,
-) -> Array | tuple[Array, Array]:
+    where: AnyArray | None = None,
+) -> ArrayT | tuple[ArrayT, ArrayT]:
     r"""``log Σ b·exp(x)`` over ``axis``, with ``scipy.special.logsumexp`` semantics.
 
     .. math:: \operatorname{logsumexp}(x) = m + \log\sum_i b_i \exp(x_i - m)
