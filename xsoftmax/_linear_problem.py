@@ -23,6 +23,7 @@ from ._targets import classify_targets
 from ._validation import (
     check_floating,
     check_ignore_index,
+    check_ignore_index_for_kind,
     check_label_smoothing,
     check_out_dtype,
     check_reduction,
@@ -217,12 +218,7 @@ def setup(
     lead = tuple(int(s) for s in input.shape[:-1])
     logits_like = SimpleNamespace(shape=(*lead, n_classes))
     kind = target_kind(func, LOGITS, logits_like, target, len(lead), xp)
-    if kind == "prob" and ignore_index >= 0:
-        msg = (
-            f"{func}: `ignore_index` ({ignore_index}) cannot be used with probability targets; "
-            "leave it at a negative value such as the default -100"
-        )
-        raise ValueError(msg)
+    check_ignore_index_for_kind(func, kind, ignore_index)
     if weight is not None:
         check_weight(func, weight, n_classes, xp)
 

@@ -26,6 +26,7 @@ from ._typing import ArrayT
 from ._validation import (
     check_floating,
     check_ignore_index,
+    check_ignore_index_for_kind,
     check_label_smoothing,
     check_out_dtype,
     check_reduction,
@@ -90,12 +91,7 @@ def _setup(
             "(the shape of `log_probs`) are not supported by nll_loss, use cross_entropy"
         )
         raise ValueError(msg)
-    if kind == "prob" and ignore_index >= 0:
-        msg = (
-            f"{func}: `ignore_index` ({ignore_index}) cannot be used with probability targets; "
-            "leave it at a negative value such as the default -100"
-        )
-        raise ValueError(msg)
+    check_ignore_index_for_kind(func, kind, ignore_index)
     if weight is not None:
         check_weight(func, weight, n_classes, xp)
     prep = prepare_floating(func, logits_name, logits, xp, dtype=dtype)

@@ -422,6 +422,16 @@ def check_known_axes(func: str, name: str, x: Any, axes: tuple[int, ...]) -> Non
         raise ValueError(msg)
 
 
+def check_ignore_index_for_kind(func: str, kind: str, ignore_index: int) -> None:
+    """``ignore_index`` must be negative with probability targets (``kind == "prob"``), as torch."""
+    if kind == "prob" and ignore_index >= 0:
+        msg = (
+            f"{func}: `ignore_index` ({ignore_index}) cannot be used with probability targets; "
+            "leave it at a negative value such as the default -100"
+        )
+        raise ValueError(msg)
+
+
 def class_axis(func: str, logits_name: str, logits: Any, axis: Any) -> int:
     """The class axis of ``logits`` as a non-negative int; 0-d logits are rejected."""
     if logits.ndim == 0:
