@@ -1,4 +1,4 @@
-"""Autograd rows of issue 9: torch Functions and JAX rules against their native anchors.
+"""Autograd rows of the speed goals: torch Functions and JAX rules against their native anchors.
 
 Prints one line per case: median time of xsoftmax, of the anchor, and their ratio
 (or, for the (32, 10) overhead row, the difference in microseconds). One torch

@@ -51,7 +51,7 @@ def _scrub_environment() -> None:
 # --------------------------------------------------------------------------- goals
 @dataclass(frozen=True)
 class Goal:
-    """One line of the goals table of issue 9.
+    """One line of the speed goals table.
 
     ``metric`` is ``"ratio"`` (worst xsoftmax/anchor over the selected shapes),
     ``"overhead_us"`` (xsoftmax minus native time at one shape, microseconds) or
@@ -376,7 +376,7 @@ def report_sections(
             ]
         )
     sections["goals"] = (
-        "Goals of issue 9 (worst case over the shapes each goal covers; extra: with the "
+        "Speed goals (worst case over the shapes each goal covers; extra: with the "
         "numba kernels, or without them, XSOFTMAX_NO_NUMBA=1):",
         _table(("goal", "extra", "dtype", "limit", "measured", "at", "met"), rows, markdown),
     )
@@ -473,7 +473,7 @@ def docs_section(results: dict[str, Any], image: str) -> str:
         f"{v.get('jax')}, optax {v.get('optax', 'not installed')}. Load average at the start "
         f"{meta['loadavg_start'][0]:.1f}. Times are {clock}.",
         _DOCS_METHOD.rstrip(),
-        f"### Goals of issue 9, as measured ({sum(g['met'] for g in graded)} of {len(graded)} "
+        f"### Speed goals, as measured ({sum(g['met'] for g in graded)} of {len(graded)} "
         "met)\n\nWorst case over the shapes each goal covers; memory is the peak including the "
         "output, in multiples of the input size.\n\n" + sections["goals"][1],
         f"### Time per element against class count\n\n![time per element]({image})",

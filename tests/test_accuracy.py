@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 import xsoftmax
-from xsoftmax._config import fast_paths_disabled
+from xsoftmax._contract.config import fast_paths_disabled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -879,7 +879,8 @@ def test_signatures_stay_visible(func: str) -> None:
     assert f"{func}({LOGITS_NAME[func]}" in shown, shown[:300]
     assert "**kwargs" not in shown, shown[:300]
     module = inspect.getmodule(fn)
-    tests = [t for t in doctest.DocTestFinder().find(module) if t.name.endswith("." + func)]
+    name = f"{module.__name__}.{func}"
+    tests = [t for t in doctest.DocTestFinder().find(module) if t.name == name]
     assert tests, f"{func}: its docstring examples are no longer collected"
     assert tests[0].examples
 

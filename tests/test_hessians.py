@@ -20,7 +20,7 @@ import pytest
 from conftest import get_backend
 
 import xsoftmax
-from xsoftmax._config import fast_paths_disabled
+from xsoftmax._contract.config import fast_paths_disabled
 
 PATHS = ["default", "generic"]
 

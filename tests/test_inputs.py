@@ -526,7 +526,7 @@ def test_writable_inputs_never_written_threaded_kernels(
     if backend.name != "numpy":
         pytest.skip("the compiled CPU kernels take NumPy arrays")
     try:
-        from xsoftmax._kernels import cpu
+        from xsoftmax._kernels.numba import rows as cpu
     except ImportError:  # pragma: no cover - no kernel layer
         pytest.skip("no compiled CPU kernel layer")
     if not hasattr(cpu, "_PARALLEL_MIN_SIZE") or not cpu.available():

@@ -1,4 +1,4 @@
-"""The numba CPU kernels (xsoftmax._kernels.cpu) held to the generic path, row by row.
+"""The numba CPU kernels (xsoftmax._kernels.numba.rows) held to the generic path, row by row.
 
 Every kernel must give what the generic, standard-only kernel gives (the
 definition) within 2 ulps on every row: finite values of any magnitude up to
@@ -25,10 +25,12 @@ from hypothesis import strategies as st
 pytest.importorskip("numba", reason="numba (the optional `fast` extra) is not installed")
 
 import xsoftmax
-from xsoftmax import _dispatch, _generic
-from xsoftmax._kernels import _numba_rows, cpu
+from xsoftmax._contract.namespaces import numpy_namespace
+from xsoftmax._definition import rows as _generic
+from xsoftmax._kernels.numba import row_loops as _numba_rows
+from xsoftmax._kernels.numba import rows as cpu
 
-XP = _dispatch.numpy_namespace()
+XP = numpy_namespace()
 
 
 # --------------------------------------------------------------------------- oracle
@@ -55,7 +57,9 @@ def _close(
     with np.errstate(all="ignore"):
         same = (g == r) | (np.isnan(g) & np.isnan(r))
         size = np.abs(r) if scale is None else np.abs(r) + np.abs(scale)
-        tol = ulps * float(info.eps) * size + float(info.smallest_subnormal)
+        # below the smallest normal number each rounding is to a fixed grid of
+        # smallest_subnormal: `ulps` roundings there cost `ulps` of those steps
+        tol = ulps * (float(info.eps) * size + float(info.smallest_subnormal))
         ok = same | (np.isfinite(r) & (np.abs(g - r) <= tol))
     if not ok.all():
         idx = np.argwhere(~ok)[:5]
@@ -316,7 +320,7 @@ def test_import_loads_no_numba_torch_jax() -> None:
 
 def test_first_numpy_call_skips_array_api_compat_numpy() -> None:
     """Plain ndarrays use NumPy's own namespace (NumPy >= 2.1): no 150-300 ms import."""
-    if _dispatch.numpy_namespace() is not np:
+    if numpy_namespace() is not np:
         pytest.skip("NumPy < 2.1 uses array_api_compat.numpy")
     code = (
         "import sys, numpy as np, xsoftmax; "

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xsoftmax
-from xsoftmax._config import fast_paths_disabled
+from xsoftmax._contract.config import fast_paths_disabled
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

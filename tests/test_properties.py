@@ -44,7 +44,7 @@ from strategies import (
 )
 
 import xsoftmax
-from xsoftmax._config import fast_paths_disabled
+from xsoftmax._contract.config import fast_paths_disabled
 
 LD = np.longdouble
 

@@ -20,7 +20,7 @@ from conftest import get_backend
 from oracles import assert_close, ref_log_softmax, ref_logsumexp, ref_softmax
 
 import xsoftmax
-from xsoftmax._config import fast_paths_disabled
+from xsoftmax._contract.config import fast_paths_disabled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -157,7 +157,7 @@ def test_no_float64_device_losses() -> None:
 
 
 def test_accumulation_dtype_asks_the_device() -> None:
-    from xsoftmax._dtypes import accumulation_dtype
+    from xsoftmax._contract.dtypes import accumulation_dtype
 
     xp, dev = _no_float64()
     assert accumulation_dtype(xp, xp.float32, dev) == xp.float32
@@ -212,7 +212,7 @@ def test_tiny_terms_float32_only_kernel(func: str) -> None:
         pytest.skip("jax backend not selected")
     import jax.numpy as jnp
 
-    from xsoftmax import _generic
+    from xsoftmax._definition import rows as _generic
 
     for row in SUBNORMAL_ROWS["float32"]:
         r = np.asarray([row], dtype=np.float32)
@@ -379,7 +379,7 @@ def test_dask_log_softmax_no_overflow_warning(dtype: str) -> None:
 
 def test_cast_in_range_rounds_like_the_cast() -> None:
     """Values beyond the narrow dtype's range become inf exactly where the cast would."""
-    from xsoftmax._prepare import cast_in_range
+    from xsoftmax._contract.prepare import cast_in_range
 
     top = float(np.finfo(np.float32).max)
     limit = 2.0**128 - 2.0**103  # max + ulp(max) / 2: the first value that rounds to inf

@@ -15,10 +15,10 @@ Examples
 [0.2689, 0.7311]
 """
 
-from ._bce import binary_cross_entropy_with_logits
-from ._linear import linear_cross_entropy, linear_cross_entropy_with_grad
-from ._losses import cross_entropy, cross_entropy_with_grad, nll_loss
-from ._softmax import log_softmax, logsumexp, softmax
+from xsoftmax._api.bce import binary_cross_entropy_with_logits
+from xsoftmax._api.linear import linear_cross_entropy, linear_cross_entropy_with_grad
+from xsoftmax._api.losses import cross_entropy, cross_entropy_with_grad, nll_loss
+from xsoftmax._api.softmax import log_softmax, logsumexp, softmax
 
 __version__ = "0.1.0"
 

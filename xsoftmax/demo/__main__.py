@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import __version__
-from ._backends import BACKENDS, BackendUnavailableError, resolve_backend
-from ._data import Dataset, load_digits, load_idx_dir
-from ._train import EpochResult, Progress, ProgressFactory, TrainConfig, train
+from xsoftmax import __version__
+from xsoftmax.demo._backends import BACKENDS, BackendUnavailableError, resolve_backend
+from xsoftmax.demo._data import Dataset, load_digits, load_idx_dir
+from xsoftmax.demo._train import EpochResult, Progress, ProgressFactory, TrainConfig, train
 
 PROG = "xsoftmax-demo"
 DEFAULTS = TrainConfig()
@@ -219,7 +219,7 @@ def _epoch_line(record: EpochResult, epochs: int) -> str:
 
 
 def _check_plot_path(path: Path) -> None:
-    from ._plot import require_matplotlib
+    from xsoftmax.demo._plot import require_matplotlib
 
     require_matplotlib()
     from matplotlib.backend_bases import FigureCanvasBase
@@ -288,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     print(f"trained in {seconds:.2f} s")
     if args.plot is not None:
-        from ._plot import plot_history
+        from xsoftmax.demo._plot import plot_history
 
         title = (
             f"Softmax regression on {data.name}: {backend.name} ({backend.device_label}), "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._train import EpochResult
+from xsoftmax.demo._train import EpochResult
 
 
 def require_matplotlib() -> None:

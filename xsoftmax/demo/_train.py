@@ -31,9 +31,8 @@ import array_api_compat
 import numpy as np
 
 import xsoftmax
-
-from ._backends import ArrayBackend
-from ._data import Dataset
+from xsoftmax.demo._backends import ArrayBackend
+from xsoftmax.demo._data import Dataset
 
 INIT_SCALE = 0.01
 """Standard deviation of the normal initial weights."""

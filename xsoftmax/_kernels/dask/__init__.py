@@ -1,0 +1,1 @@
+"""Dask kernels: the linear loss on row blocks, computed by the workers."""

@@ -1,0 +1,197 @@
+"""``linear_cross_entropy`` on JAX: ``lax.scan`` over class chunks and a custom VJP.
+
+The sweeps of :mod:`xsoftmax._definition.linear_loss` written as ``lax.scan`` loops (full
+chunks, cut with ``lax.dynamic_slice``, then one static remainder chunk), so
+that ``jit`` compiles one chunk body and XLA keeps one block of logits alive.
+``jax.custom_vjp`` keeps only the inputs and three numbers per row as
+residuals; the backward rule recomputes the chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+import jax
+from jax import lax
+
+from xsoftmax._contract.linear_problem import Problem
+from xsoftmax._definition import linear_loss as _linear_loss
+from xsoftmax._definition.linear_sweep import Finished, Stats, finish, grad_chunk, logits_chunk
+
+Array = Any
+
+
+def _split(p: Problem) -> tuple[int, int]:
+    """``(number of full chunks, size of the remainder chunk)``."""
+    return p.n_classes // p.chunk, p.n_classes % p.chunk
+
+
+def _dyn(start: Any, k: int) -> Any:
+    def take(a: Array, axis: int) -> Array:
+        return lax.dynamic_slice_in_dim(a, start, k, axis)
+
+    return take
+
+
+def _chunk_arrays(p: Problem, take: Any) -> tuple[Array, Array | None, Array | None]:
+    xp, compute = p.xp, p.spec.compute
+    w = take(p.w, 0)
+    w = w if w.dtype == compute else xp.astype(w, compute)
+    b = None if p.b is None else take(p.b, 0)
+    tgt = take(p.target, 1) if p.spec.kind == "prob" else None
+    return w, b, tgt
+
+
+def _to_tuple(st: Stats) -> tuple[Any, ...]:
+    return tuple(getattr(st, f.name) for f in fields(st))
+
+
+def forward(p: Problem) -> Finished:
+    """The statistics sweep as a scan (``N >= 1``, ``C >= 1``)."""
+    xp, spec = p.xp, p.spec
+    n_full, rem = _split(p)
+    k = p.chunk
+
+    def fold(carry: tuple[Any, ...], start: Any, size: int, take: Any) -> tuple[Any, ...]:
+        w, b, tgt = _chunk_arrays(p, take)
+        logits, _ = logits_chunk(p.x, w, b, spec, xp=xp)
+        st = _linear_loss.step(p, Stats(*carry), logits, start, start + size, take, tgt)
+        return _to_tuple(st)
+
+    def body(carry: tuple[Any, ...], i: Any) -> tuple[tuple[Any, ...], None]:
+        start = i * k
+        return fold(carry, start, k, _dyn(start, k)), None
+
+    carry = _to_tuple(_linear_loss.empty_stats(p))
+    if n_full:
+        carry, _ = lax.scan(body, carry, xp.arange(n_full))
+    if rem:
+        start = n_full * k
+        carry = fold(carry, start, rem, _linear_loss.slicer(start, start + rem))
+    return finish(Stats(*carry), p.a_total, spec, xp=xp)
+
+
+def backward(
+    p: Problem, fin: Finished, coefs: tuple[Array, Array | None, Array | None]
+) -> tuple[Array, Array, Array | None]:
+    """The gradient sweep as a scan: ``(d_input, d_linear_weight, d_linear_bias)``."""
+    xp, spec = p.xp, p.spec
+    coef_p, coef_t, soft_rows = coefs
+    n_full, rem = _split(p)
+    k = p.chunk
+    index = spec.kind == "index"
+
+    def one(dx: Array, start: Any, take: Any) -> tuple[Array, Array, Array]:
+        w, b, tgt = _chunk_arrays(p, take)
+        logits, tanh = logits_chunk(p.x, w, b, spec, xp=xp)
+        g = grad_chunk(
+            logits,
+            tanh,
+            start,
+            fin,
+            coef_p,
+            coef_t,
+            p.target if index else None,
+            soft_rows,
+            p.a_chunk(take, tgt),
+            spec,
+            xp=xp,
+        )
+        return dx + xp.matmul(g, w), xp.matmul(xp.permute_dims(g, (1, 0)), p.x), xp.sum(g, axis=0)
+
+    def body(dx: Array, i: Any) -> tuple[Array, tuple[Array, Array]]:
+        start = i * k
+        dx, dw, db = one(dx, start, _dyn(start, k))
+        return dx, (dw, db)
+
+    d = int(p.x.shape[1])
+    dx = xp.zeros((p.n_rows, d), dtype=spec.compute)
+    dws, dbs = [], []
+    if n_full:
+        dx, (dw_s, db_s) = lax.scan(body, dx, xp.arange(n_full))
+        dws.append(xp.reshape(dw_s, (n_full * k, d)))
+        dbs.append(xp.reshape(db_s, (n_full * k,)))
+    if rem:
+        start = n_full * k
+        dx, dw_r, db_r = one(dx, start, _linear_loss.slicer(start, start + rem))
+        dws.append(dw_r)
+        dbs.append(db_r)
+    dw = dws[0] if len(dws) == 1 else xp.concat(dws, axis=0)
+    db = None
+    if p.b is not None:
+        db = dbs[0] if len(dbs) == 1 else xp.concat(dbs, axis=0)
+    return dx, dw, db
+
+
+_AUX = ("target", "ignored", "bad", "weight", "w_t", "a_class")
+
+
+def _fin_tuple(fin: Finished) -> tuple[Any, ...]:
+    return tuple(getattr(fin, f.name) for f in fields(fin))
+
+
+def _vjp_function(p: Problem) -> Any:
+    """``f(x, w, b, aux) -> loss`` with a custom VJP; ``p``'s static parts are closed over."""
+
+    def rebuild(x: Array, w: Array, b: Array | None, aux: tuple[Any, ...]) -> Problem:
+        return replace(p, x=x, w=w, b=b, **dict(zip(_AUX, aux, strict=True)))
+
+    def value(pp: Problem) -> tuple[Array, Finished | None]:
+        fin = None if _empty(pp) else forward(pp)
+        return _linear_loss.reduce(pp, *_linear_loss.per_sample(pp, fin)), fin
+
+    @jax.custom_vjp
+    def f(x: Array, w: Array, b: Array | None, aux: tuple[Any, ...]) -> Array:
+        return value(rebuild(x, w, b, aux))[0]
+
+    def f_fwd(x: Array, w: Array, b: Array | None, aux: tuple[Any, ...]) -> Any:
+        loss, fin = value(rebuild(x, w, b, aux))
+        return loss, (x, w, b, aux, None if fin is None else _fin_tuple(fin))
+
+    def f_bwd(res: Any, g: Array) -> Any:
+        x, w, b, aux, fin_t = res
+        pp = rebuild(x, w, b, aux)
+        if fin_t is None:
+            dx, dw = pp.xp.zeros_like(x), pp.xp.zeros_like(w)
+            db = None if b is None else pp.xp.zeros_like(b)
+        else:
+            fin = Finished(*fin_t)
+            dx, dw, db = backward(pp, fin, _linear_loss.grad_coefs(pp, fin, g))
+        dw = dw if dw.dtype == w.dtype else pp.xp.astype(dw, w.dtype)
+        if db is not None and db.dtype != b.dtype:
+            db = pp.xp.astype(db, b.dtype)
+        return dx, dw, db, tuple(None for _ in aux)
+
+    f.defvjp(f_fwd, f_bwd)
+    return f
+
+
+def _empty(p: Problem) -> bool:
+    return p.n_rows == 0 or p.n_classes == 0
+
+
+def loss(p: Problem) -> Array:
+    """The reduced loss, differentiable by ``jax.grad`` through the custom VJP."""
+    aux = tuple(getattr(p, name) for name in _AUX)
+    return _vjp_function(p)(p.x, p.w, p.b, aux)
+
+
+def with_grad(p: Problem, input_shape: tuple[int, ...]) -> tuple[Array, ...]:
+    """Loss and gradients with the two scans, no autodiff."""
+    xp = p.xp
+    dt_in, dt_w, dt_b = p.dtypes
+    if _empty(p):
+        loss_value = _linear_loss.reduce(p, *_linear_loss.per_sample(p, None))
+        dx = xp.zeros(input_shape, dtype=dt_in)
+        db = None if p.b is None else xp.zeros(tuple(p.b.shape), dtype=dt_b)
+        return loss_value, dx, xp.zeros(tuple(p.w.shape), dtype=dt_w), db
+    fin = forward(p)
+    loss_value = _linear_loss.reduce(p, *_linear_loss.per_sample(p, fin))
+    dx, dw, db = backward(p, fin, _linear_loss.grad_coefs(p, fin, None))
+    return (
+        loss_value,
+        xp.reshape(xp.astype(dx, dt_in), input_shape),
+        xp.astype(dw, dt_w),
+        None if db is None else xp.astype(db, dt_b),
+    )

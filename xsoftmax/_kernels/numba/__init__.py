@@ -1,0 +1,1 @@
+"""numba-compiled loops on CPU memory (the ``fast`` extra): rows and linear chunks."""

@@ -1,0 +1,1 @@
+"""torch kernels: autograd Functions with analytic derivatives, and the linear loss."""
