@@ -17,6 +17,7 @@ from typing import Any
 from xsoftmax._contract.array_types import Array as AnyArray
 from xsoftmax._contract.array_types import ArrayT
 from xsoftmax._contract.linear_problem import setup
+from xsoftmax._definition.reductions import zero_d
 from xsoftmax._kernels import dispatch
 
 Array = Any  # inside the module; the public signatures use ._typing's types
@@ -143,7 +144,7 @@ def linear_cross_entropy(
         chunk_size=chunk_size,
         dtype=dtype,
     )
-    return dispatch.linear_loss(p)
+    return zero_d(dispatch.linear_loss(p))
 
 
 def linear_cross_entropy_with_grad(
@@ -227,4 +228,5 @@ def linear_cross_entropy_with_grad(
         chunk_size=chunk_size,
         dtype=dtype,
     )
-    return dispatch.linear_loss_and_grads(p, tuple(int(s) for s in input.shape))
+    loss, *grads = dispatch.linear_loss_and_grads(p, tuple(int(s) for s in input.shape))
+    return (zero_d(loss), *grads)

@@ -326,7 +326,7 @@ def _plus_z_loss(p: LossProblem, loss: Array) -> Array:
     lse = _dispatch.logsumexp(p.x, (p.axis,), p.acc, xp)
     lse = xp.squeeze(xp.astype(lse, p.acc) if lse.dtype != p.acc else lse, axis=p.axis)
     total = z_loss_total(lse, p.ignored, p.reduction, p.z_loss, xp=xp)
-    return loss + (total if total.dtype == loss.dtype else xp.astype(total, loss.dtype))
+    return zero_d(loss + (total if total.dtype == loss.dtype else xp.astype(total, loss.dtype)))
 
 
 @torch_keywords
@@ -451,6 +451,8 @@ def cross_entropy_with_grad(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
     dtype: Any = None,
 ) -> tuple[ArrayT, ArrayT]:
     r"""Cross-entropy and its analytic gradient with respect to ``logits``.
@@ -465,13 +467,15 @@ def cross_entropy_with_grad(
         - (1-\varepsilon) w_{t_n} e_{t_n} - \tfrac{\varepsilon}{C} w\Big]
 
     with :math:`W = \sum_c w_c` and :math:`s_n` the reduction's scale (0 for
-    ignored samples).
+    ignored samples). ``z_loss`` adds :math:`2 \lambda_z s'_n \operatorname{lse}(z_n)\, p_n`
+    (:math:`s'_n` its own scale: 1 over the counted samples for ``'mean'``), and
+    ``softcap`` multiplies the whole by the cap's derivative :math:`1 - \tanh^2(x / s)`.
 
     Parameters
     ----------
     logits, target : array
         As for :func:`cross_entropy`.
-    axis, weight, ignore_index, reduction, label_smoothing, dtype
+    axis, weight, ignore_index, reduction, label_smoothing, softcap, z_loss, dtype
         As for :func:`cross_entropy`.
 
     Returns
@@ -507,19 +511,57 @@ def cross_entropy_with_grad(
         reduction=reduction,
         label_smoothing=label_smoothing,
         dtype=dtype,
+        softcap=softcap,
+        z_loss=z_loss,
     )
     xp = p.xp
     with quiet(xp):
         if has_no_element(p.x):
             loss = _reduce(p, *_empty_per_sample(p))
             return loss, xp.zeros(p.x.shape, dtype=p.in_dtype, device=device(p.x))
-        fused = _fused_with_grad(p)
-        if fused is not None:
-            return fused
+        if p.softcap is None and p.z_loss == 0:
+            fused = _fused_with_grad(p)
+            if fused is not None:
+                return fused
+        raw = p.x
+        p = _with_softcap(p)
         f = _forward(p)
-        loss = _reduce(p, f.per_sample, f.denominator, f.split)
-        grad = cast(_gradient(p, f), p.in_dtype, xp)
+        loss = _plus_z_loss(p, _reduce(p, f.per_sample, f.denominator, f.split))
+        grad = _gradient(p, f)
+        if p.z_loss != 0:
+            grad = grad + _z_loss_gradient(p, grad.dtype)
+        if p.softcap is not None:
+            u = xp.tanh(raw / p.softcap)
+            grad = grad * xp.astype(1 - u * u, grad.dtype)
+        grad = cast(grad, p.in_dtype, xp)
     return loss, grad
+
+
+def _z_loss_gradient(p: LossProblem, dtype: Any) -> Array:
+    """The gradient of the reduced z-loss term with respect to the (capped) logits.
+
+    ``2 z_loss lse(z_n) softmax(z_n)`` per sample, times the reduction's scale: 0 for an
+    ignored sample, 1 over the counted samples for ``'mean'`` (each sample's own for
+    ``'none'``: the gradient of the sum).
+    """
+    xp = p.xp
+    lse = _dispatch.logsumexp(p.x, (p.axis,), p.acc, xp)
+    lse = xp.astype(lse, p.acc) if lse.dtype != p.acc else lse
+    coef = (2 * p.z_loss) * lse  # kept dims: broadcasts along the class axis
+    if p.ignored is not None:
+        coef = xp.where(xp.expand_dims(p.ignored, axis=p.axis), xp.zeros_like(coef), coef)
+    if p.reduction == "mean":
+        counted = (
+            xp.ones_like(coef)
+            if p.ignored is None
+            else xp.astype(xp.logical_not(xp.expand_dims(p.ignored, axis=p.axis)), p.acc)
+        )
+        count = xp.sum(counted)
+        coef = coef / xp.where(count == 0, xp.ones_like(count), count)
+    probs = _dispatch.softmax_family("softmax", p.x, (p.axis,), p.acc, xp)
+    probs = xp.astype(probs, p.acc) if probs.dtype != p.acc else probs
+    out = coef * probs
+    return out if out.dtype == dtype else xp.astype(out, dtype)
 
 
 def _fused_with_grad(p: LossProblem) -> tuple[Array, Array] | None:

@@ -198,8 +198,13 @@ def finish(st: Stats, a_total: Any, spec: Spec, *, xp: Any) -> Finished:
     if st.x_t is not None:
         d = xp.astype(m_safe, spec.acc) - xp.astype(st.x_t, spec.acc)
         if spec.acc == spec.compute:  # TwoSum: the rounding error of m - x_t
-            back = d - m_safe
-            d = d + ((m_safe - (d - back)) - (st.x_t + back))
+            # on a finite target logit only (a -inf one gives d = inf, the loss +inf); the
+            # others take m itself, so no NaN is ever formed
+            finite_t = xp.isfinite(st.x_t)
+            x_t = xp.where(finite_t, st.x_t, m_safe)
+            d_fin = m_safe - x_t
+            back = d_fin - m_safe
+            d = xp.where(finite_t, d_fin + ((m_safe - (d_fin - back)) - (x_t + back)), d)
         nll = log_total + d
         nll = xp.squeeze(nll, axis=1)
     soft = None

@@ -63,6 +63,10 @@ def fold_chunk(L, cap, local_t, a, a_prev, m_run, top_run, rest_run, xt_run, sof
         soft = 0.0
         for j in range(k):
             x = np.float64(L[i, j])
+            if x == -np.inf:  # probability 0: no term (TwoSum of -inf would give NaN)
+                if has_a and a[j] != 0.0:
+                    soft += a[j] * x
+                continue
             z = x - m
             back = z - x
             e = (x - (z - back)) - (m + back)
