@@ -87,7 +87,10 @@ def test_linear_inf_class_weight_entry_is_not_nan_in_finite_classes(backend: Any
     z = h @ w.T
     expected = _textbook_ce(z, np.asarray([0, 1]))
     got = xsoftmax.linear_cross_entropy(
-        backend.asarray(h), backend.asarray(w), backend.asarray(np.asarray([0, 1])), reduction="none"
+        backend.asarray(h),
+        backend.asarray(w),
+        backend.asarray(np.asarray([0, 1])),
+        reduction="none",
     )
     np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-12)
 
@@ -203,3 +206,69 @@ def test_cross_entropy_with_grad_takes_softcap_and_z_loss(
     )
     np.testing.assert_allclose(backend.to_numpy(loss), ref.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(grad), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_linear_on_dask_rows_of_unknown_length_names_the_argument() -> None:
+    if get_backend("dask") is None:
+        pytest.skip("dask backend not selected")
+    import dask.array as da
+
+    rng = np.random.default_rng(6)
+    h = da.from_array(rng.standard_normal((6, 2)), chunks=3)
+    t = da.from_array(np.asarray([0, 1, 2, 0, 1, 2]), chunks=3)
+    w = da.from_array(rng.standard_normal((3, 2)))
+    keep = h[:, 0] > 0
+    with pytest.raises(
+        ValueError, match=r"`input` has axes of unknown length.*compute_chunk_sizes"
+    ):
+        xsoftmax.linear_cross_entropy(h[keep], w, t[keep])
+    hk, tk = h[keep], t[keep]
+    hk.compute_chunk_sizes()
+    tk.compute_chunk_sizes()
+    kept = h[keep].compute()
+    expected = _textbook_ce(kept @ w.compute().T, t[keep].compute()).mean()
+    got = xsoftmax.linear_cross_entropy(hk, w, tk)
+    np.testing.assert_allclose(float(got.compute()), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "definition"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_log_softmax_where_gradient_skips_masked_outputs(
+    backend: Any, fast: bool, dtype: str
+) -> None:
+    """The gradient of ``log_softmax(x, where=mask)`` counts the upstream gradient only at
+    unmasked entries (the masked outputs are the constant -inf), as
+    ``torch.masked.log_softmax``: ``g_i - p_i Σ_{j unmasked} g_j`` on unmasked entries, 0 elsewhere."""
+    if backend.name not in ("torch", "jax"):
+        pytest.skip("needs autograd (torch, JAX)")
+    if dtype not in backend.float_dtypes() and dtype != "bfloat16":
+        pytest.skip(f"{backend.name} has no {dtype}")
+    x = np.asarray([-8.5, -1.765625, -4.3125, -2.40625, -7.9375])
+    mask = np.asarray([1, 1, 0, 1, 0], dtype=bool)
+    g = np.asarray([0.3, -0.5, 2.0, 0.7, -1.0])
+    z = np.where(mask, x, -np.inf)
+    p = np.exp(z - np.max(z)) / np.sum(np.exp(z - np.max(z)))
+    expected = np.where(mask, g - p * np.sum(np.where(mask, g, 0.0)), 0.0)
+    tol = {"float32": 1e-6, "float64": 1e-12, "bfloat16": 2e-2}[dtype]
+
+    def log_probs(xb: Any) -> Any:
+        wb = backend.asarray(mask)
+        if fast:
+            return xsoftmax.log_softmax(xb, where=wb)
+        with fast_paths_disabled():
+            return xsoftmax.log_softmax(xb, where=wb)
+
+    # the upstream gradient g is sent back whole, its masked entries included (as torch's
+    # OpInfo samples for masked.log_softmax do)
+    if backend.name == "torch":
+        xb = backend.asarray(x, dtype=dtype).requires_grad_(True)
+        log_probs(xb).backward(backend.asarray(g, dtype=dtype))
+        got = xb.grad.double().numpy()
+    else:
+        if dtype == "bfloat16":
+            pytest.skip("bfloat16 is checked on torch")
+        import jax
+
+        _, vjp = jax.vjp(log_probs, backend.asarray(x, dtype=dtype))
+        got = np.asarray(vjp(backend.asarray(g, dtype=dtype))[0], dtype=np.float64)
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

@@ -66,6 +66,10 @@ def _normalise(
         return xp.astype(prep.x, prep.out_dtype, copy=True)
     with quiet(xp):
         out = _dispatch.softmax_family(func, prep.x, axes, prep.acc, xp, prep.out_dtype)
+        if where is not None and func == "log_softmax":
+            # the masked outputs are the constant -inf: written as such, so that autograd
+            # sends nothing back through them (the upstream gradient there is not counted)
+            out = xp.where(where, out, xp.full_like(out, -xp.inf))
         return cast_in_range(out, prep.out_dtype, xp)
 
 

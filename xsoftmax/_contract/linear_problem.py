@@ -30,6 +30,7 @@ from xsoftmax._contract.checks import (
     target_kind,
 )
 from xsoftmax._contract.dtypes import accumulation_dtype, compute_dtype
+from xsoftmax._contract.namespaces import is_known
 from xsoftmax._contract.prepare import cast, wider
 from xsoftmax._contract.targets import classify_targets
 
@@ -139,7 +140,7 @@ def default_chunk(n_rows: int, n_classes: int) -> int:
 
 
 def _check_shapes(
-    func: str, input: Array, linear_weight: Array, linear_bias: Array | None
+    func: str, input: Array, linear_weight: Array, linear_bias: Array | None, target: Array
 ) -> None:
     if input.ndim == 0:
         msg = (
@@ -147,6 +148,14 @@ def _check_shapes(
             "0-dimensional array"
         )
         raise ValueError(msg)
+    for name, a in (("input", input), ("linear_weight", linear_weight), ("target", target)):
+        if any(not is_known(n) for n in a.shape):
+            msg = (
+                f"{func}: `{name}` has axes of unknown length {tuple(a.shape)} (a Dask array "
+                f"after boolean indexing); call `{name}.compute_chunk_sizes()` first: "
+                "linear_cross_entropy splits the rows and classes into blocks of known size"
+            )
+            raise ValueError(msg)
     if linear_weight.ndim != 2:
         msg = (
             f"{func}: `linear_weight` must have shape (C, d) (2 dimensions), got "
@@ -204,7 +213,7 @@ def setup(
     zl = check_z_loss(func, z_loss)
     cap = check_softcap(func, softcap)
     chunk = check_chunk_size(func, chunk_size)
-    _check_shapes(func, input, linear_weight, linear_bias)
+    _check_shapes(func, input, linear_weight, linear_bias, target)
     n_classes = int(linear_weight.shape[0])
     lead = tuple(int(s) for s in input.shape[:-1])
     logits_like = SimpleNamespace(shape=(*lead, n_classes))

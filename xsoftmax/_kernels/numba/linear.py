@@ -39,8 +39,10 @@ def _kernels() -> Any:
     k = _state.get("kernels")
     if k is None:
         from xsoftmax._kernels.numba import linear_loops as _linear_numba
+        from xsoftmax._kernels.numba.threads import GuardedKernels
 
-        k = _state["kernels"] = _linear_numba
+        # every loop of the module is parallel=True
+        k = _state["kernels"] = GuardedKernels(_linear_numba, ("fold_chunk", "grad_chunk"))
     return k
 
 

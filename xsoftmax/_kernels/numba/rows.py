@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -79,12 +78,14 @@ def eligible(x2: Any) -> bool:
     )
 
 
-def _kernels() -> ModuleType:
+def _kernels() -> Any:
     mod = _state.get("kernels")
     if mod is None:
         from xsoftmax._kernels.numba import row_loops as _numba_rows
+        from xsoftmax._kernels.numba.threads import GuardedKernels
 
-        mod = _state["kernels"] = _numba_rows
+        parallel = tuple(name for name in dir(_numba_rows) if name.endswith("_par"))
+        mod = _state["kernels"] = GuardedKernels(_numba_rows, parallel)
     return mod
 
 
