@@ -140,6 +140,28 @@ def dask(session: nox.Session) -> None:
     _run_tests(session, "dask")
 
 
+@nox.session(python=PYTHON)
+def dropin(session: nox.Session) -> None:
+    """Drop-in wrappers (xsoftmax.nn, .keras, .optax) against torch.nn, keras.losses and optax."""
+    session.install("-r", _requirements("dropin"))
+    _install_package_for_tests(session)
+    session.run(
+        "pytest",
+        "tests/test_dropin_torch.py",
+        "tests/test_dropin_optax.py",
+        *session.posargs,
+        env={"XSOFTMAX_BACKENDS": "torch,jax"},
+    )
+    # Keras picks its backend once per process: one pytest run per KERAS_BACKEND
+    for backend in ("jax", "torch", "numpy"):
+        session.run(
+            "pytest",
+            "tests/test_dropin_keras.py",
+            *session.posargs,
+            env={"XSOFTMAX_BACKENDS": backend, "KERAS_BACKEND": backend},
+        )
+
+
 # GPU sessions reuse the GPU image's CUDA builds (system site packages) instead of
 # downloading them, and use the interpreter that runs nox (the image's own Python).
 @nox.session(default=False, python=None, venv_params=["--system-site-packages"])
@@ -154,6 +176,22 @@ def torch_cuda(session: nox.Session) -> None:
     """PyTorch on CUDA (skipped, before installing anything, without a GPU)."""
     _gpu_or_skip(session)
     _run_tests(session, "torch-cuda")
+
+
+@nox.session(name="triton-interpret", python=PYTHON)
+def triton_interpret(session: nox.Session) -> None:
+    """Triton kernels in Triton's CPU interpreter, and their PTX audit for sm_80/sm_90."""
+    session.install("-r", _requirements("triton"))
+    _install_package_for_tests(session)
+    session.run(
+        "pytest",
+        "tests/test_triton.py",
+        "tests/test_triton_ptx.py",
+        "tests/test_triton_dispatch.py",
+        *session.posargs,
+        # XSOFTMAX_TRITON_CPU: the dispatch sends CPU tensors to the Triton row of its table
+        env={"TRITON_INTERPRET": "1", "XSOFTMAX_TRITON_CPU": "1", "XSOFTMAX_BACKENDS": "torch"},
+    )
 
 
 @nox.session(python=PYTHON)

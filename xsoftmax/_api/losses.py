@@ -22,13 +22,14 @@ from xsoftmax._contract.checks import (
     torch_keywords,
 )
 from xsoftmax._contract.loss_problem import LossProblem, setup_loss
-from xsoftmax._contract.prepare import cast, has_no_element
+from xsoftmax._contract.prepare import cast, has_no_element, matched
 from xsoftmax._contract.quiet import quiet
 from xsoftmax._contract.targets import one_hot, take_class
 from xsoftmax._definition import rows as _generic
 from xsoftmax._definition.blocked import can_block, row_blocks
 from xsoftmax._definition.logit_extras import softcapped, z_loss_total
 from xsoftmax._definition.reductions import divide, mean, times, zero_d
+from xsoftmax._definition.special_values import nan_where
 from xsoftmax._kernels import dispatch as _dispatch
 
 Array = Any  # inside the module; the public signatures use ._typing's types
@@ -126,7 +127,7 @@ def _combine_index(
         per = per + smooth
     per = xp.where(p.ignored, xp.zeros_like(per), per)
     nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
-    per = xp.where(nan_rows, xp.full_like(per, xp.nan), per)
+    per = nan_where(nan_rows, per, xp)
     denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
     return per, denominator, w_t
 
@@ -143,7 +144,7 @@ def _split(
     assert p.bad is not None
     part = times((1 - p.eps) * w_t, nll, xp)
     nan_rows = xp.logical_or(p.bad, xp.logical_and(empty, xp.logical_not(p.ignored)))
-    part = xp.where(nan_rows, xp.full_like(part, xp.nan), part)
+    part = nan_where(nan_rows, part, xp)
     zero = xp.zeros_like(part)
     return xp.where(p.ignored, zero, part), xp.where(p.ignored, zero, smooth)
 
@@ -168,7 +169,8 @@ def _forward(p: LossProblem) -> _Forward:
             shifted = s.plus_e(s.z) * (-coef)
             # x - m below -finfo.max overflowed; scaled first, the term is finite
             over = xp.logical_and(s.z == -xp.inf, xp.isfinite(p.x))
-            shifted = xp.where(over, coef * s.m_safe - coef * p.x, shifted)
+            big = coef * xp.astype(s.m_safe, shifted.dtype) - coef * xp.astype(p.x, shifted.dtype)
+            shifted = xp.where(over, big, shifted)
             if w_row is not None:
                 shifted = times(w_row, shifted, xp)
             smooth = xp.squeeze(log_sum, axis=ax) * (_weight_total(p) * coef) + xp.sum(
@@ -186,7 +188,7 @@ def _forward(p: LossProblem) -> _Forward:
     wt = t if w_row is None else w_row * t
     terms = times(wt, neg_log_p, xp)
     per = xp.sum(terms, axis=ax, dtype=acc)
-    per = xp.where(empty, xp.full_like(per, xp.nan), per)
+    per = nan_where(empty, per, xp)
     return _Forward(per, None, s, sums, None)
 
 
@@ -204,7 +206,7 @@ def _empty_per_sample(p: LossProblem) -> tuple[Array, Array | None]:
         return per + xp.astype(xp.sum(p.target, axis=p.axis), p.acc), None
     assert p.bad is not None
     assert p.ignored is not None
-    per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
+    per = nan_where(p.bad, per, xp)
     w_t = _weight_of_targets(p) if p.n_classes else xp.ones_like(per)
     return per, xp.where(p.ignored, xp.zeros_like(w_t), w_t)
 
@@ -277,7 +279,7 @@ def _gradient(p: LossProblem, f: _Forward) -> Array:
         else:
             scale = xp.where(p.ignored, xp.zeros_like(f.w_t), xp.ones_like(f.w_t))
         assert p.bad is not None
-        scale = xp.where(p.bad, xp.full_like(scale, xp.nan), scale)
+        scale = nan_where(p.bad, scale, xp)
         coef_p = scale * ((1 - p.eps) * f.w_t + (p.eps / p.n_classes) * _weight_total(p))
         coef_t = scale * ((1 - p.eps) * f.w_t)
         grad = xp.expand_dims(xp.astype(coef_p, dt), axis=ax) * prob - xp.expand_dims(
@@ -287,7 +289,7 @@ def _gradient(p: LossProblem, f: _Forward) -> Array:
             w_row = (
                 xp.ones(_ones_shape(p), dtype=dt, device=device(p.x))
                 if p.weight is None
-                else xp.reshape(p.weight, _class_shape(p))
+                else xp.reshape(xp.astype(p.weight, dt), _class_shape(p))
             )
             coef_w = xp.expand_dims(xp.astype(scale * (p.eps / p.n_classes), dt), axis=ax)
             grad = grad - coef_w * w_row
@@ -297,6 +299,8 @@ def _gradient(p: LossProblem, f: _Forward) -> Array:
         t = t * (1 - p.eps) + p.eps / p.n_classes
     wt = t if p.weight is None else xp.reshape(p.weight, _class_shape(p)) * t
     coef = xp.sum(wt, axis=ax, keepdims=True)
+    coef, prob = matched(coef, prob, xp)
+    coef, wt = matched(coef, wt, xp)
     grad = coef * prob - wt
     if p.reduction == "mean":
         n = known_size(tuple(s for i, s in enumerate(p.x.shape) if i != ax))
@@ -587,7 +591,7 @@ def _fused_with_grad(p: LossProblem) -> tuple[Array, Array] | None:
         scale = xp.where(p.ignored, xp.zeros_like(w_t), xp.ones_like(w_t) * inv)
     else:
         scale = xp.where(p.ignored, xp.zeros_like(w_t), xp.ones_like(w_t))
-    scale = xp.where(p.bad, xp.full_like(scale, xp.nan), scale) * w_t
+    scale = nan_where(p.bad, scale, xp) * w_t
     nll, grad, empty = _dispatch.nll_and_grad(p.x, p.target, p.axis, scale)
     per, denominator, _ = _combine_index(p, nll, None, empty)
     return _reduce(p, per, denominator), grad
@@ -669,6 +673,6 @@ def nll_loss(
         assert p.ignored is not None
         assert p.bad is not None
         per = xp.where(p.ignored, xp.zeros_like(picked), -(w_t * picked))
-        per = xp.where(p.bad, xp.full_like(per, xp.nan), per)
+        per = nan_where(p.bad, per, xp)
         denominator = xp.where(p.ignored, xp.zeros_like(w_t), w_t)
         return _reduce(p, per, denominator)

@@ -30,6 +30,33 @@ def wider(xp: Any, a: Any, b: Any) -> Any:
     return xp.float64 if xp.float64 in (a, b) else a
 
 
+def matched(a: Array, b: Array, xp: Any) -> tuple[Array, Array]:
+    """``a`` and ``b`` cast to one floating dtype, the wider of theirs (no implicit promotion).
+
+    JAX's strict promotion mode refuses ``float32 * float64``; every mixed product in
+    the package goes through here instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xsoftmax._contract.prepare import matched
+    >>> [str(v.dtype) for v in matched(np.ones(1, np.float32), np.ones(1), np)]
+    ['float64', 'float64']
+    """
+    if a.dtype == b.dtype:
+        return a, b
+    if a.dtype == xp.float64 or b.dtype == xp.float64:
+        target = xp.float64
+    elif a.dtype == xp.float32 or b.dtype == xp.float32:
+        target = xp.float32
+    else:
+        target = a.dtype
+    return (
+        a if a.dtype == target else xp.astype(a, target),
+        b if b.dtype == target else xp.astype(b, target),
+    )
+
+
 def prepare_floating(
     func: str, name: str, x: Array, xp: Any, *, dtype: Any = None, where: Array | None = None
 ) -> Prepared:

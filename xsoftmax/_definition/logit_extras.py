@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xsoftmax._definition.special_values import nan_where
+
 Array = Any
 
 
@@ -62,4 +64,4 @@ def z_loss_total(
     count = xp.sum(counted)
     zero = count == 0
     total = xp.sum(term) / xp.where(zero, xp.ones_like(count), count)
-    return xp.where(zero, xp.full_like(total, xp.nan), total)
+    return nan_where(zero, total, xp)

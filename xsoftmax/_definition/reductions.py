@@ -15,6 +15,9 @@ import math
 import sys
 from typing import Any
 
+from xsoftmax._contract.prepare import matched
+from xsoftmax._definition.special_values import nan_where
+
 Array = Any
 
 
@@ -37,6 +40,8 @@ def times(coef: Array, value: Array, xp: Any) -> Array:
     [0.0, 0.0, 6.0]
     """
     void = xp.logical_and(coef == 0, xp.isinf(value))
+    if hasattr(coef, "dtype"):
+        coef, value = matched(coef, value, xp)
     return coef * xp.where(void, xp.zeros_like(value), value)
 
 
@@ -54,8 +59,9 @@ def divide(total: Array, denominator: Array, xp: Any) -> Array:
     flip = xp.logical_and(zero, xp.signbit(denominator))
     signed = xp.where(flip, -total, total)
     inf = xp.full_like(quotient, xp.inf)
-    by_zero = xp.where(signed > 0, inf, xp.where(signed < 0, -inf, xp.full_like(quotient, xp.nan)))
-    return xp.where(zero, by_zero, quotient)
+    out = xp.where(zero, xp.where(signed > 0, inf, -inf), quotient)
+    # NaN for a zero or NaN total over a zero denominator (`not signed != 0` holds for both)
+    return nan_where(xp.logical_and(zero, xp.logical_not(signed != 0)), out, xp)
 
 
 def _scale_exponent(per: Array) -> int:

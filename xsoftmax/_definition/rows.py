@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
+from xsoftmax._contract.prepare import matched
+from xsoftmax._definition.special_values import nan_where
+
 Array = Any
 
 
@@ -111,7 +114,8 @@ def row_sums(
     u = t + t * corr  # exp(z + e), times 2**(2 * half_bits) where small
     u = xp.where(small, u * sc.half, u)  # now times 2**half_bits where small
     if b is not None:
-        u = b * u
+        bb, u = matched(b, u, xp)
+        u = bb * u
     w = xp.where(small, u * sc.half, u)
     not_rest = xp.logical_or(is_top, small)
     others = xp.where(not_rest, xp.zeros_like(u), u)
@@ -284,7 +288,7 @@ def logsumexp(
         out = xp.where(at_inf, xp.abs(inf_sign) * xp.inf, out)  # inf, or NaN
         sign = xp.where(at_inf, inf_sign, sign)
         if not return_sign:
-            out = xp.where(sign < 0, xp.full_like(out, xp.nan), out)
+            out = nan_where(sign < 0, out, xp)
     if return_sign:
         sign = xp.where(empty, xp.zeros_like(sign), sign)
         sign = xp.where(xp.isnan(out), out, sign)
@@ -309,5 +313,5 @@ def _infinite_terms(x: Array, b: Array, axes: tuple[int, ...], *, xp: Any) -> tu
     )
     bad = xp.logical_or(xp.any(term_nan, axis=axes, keepdims=True), xp.logical_and(up, down))
     sign = xp.astype(up, b.dtype) * 2 - 1  # +1 where a term is +inf, else -1
-    sign = xp.where(bad, sign * xp.nan, sign)
+    sign = nan_where(bad, sign, xp)
     return xp.logical_or(xp.logical_or(up, down), bad), sign

@@ -19,7 +19,8 @@ JAX or numba.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -59,22 +60,82 @@ def _jax_array(x: Array) -> bool:
     return "jax" in sys.modules and array_api_compat.is_jax_array(x)
 
 
-LANES: tuple[tuple[Callable[[Array], bool], str], ...] = (
-    # (which arrays, the kernel module that serves them): the first row that matches runs.
-    # A kernel module has softmax_family, logsumexp and target_nll with the signatures of
-    # this module's functions (less xp); returning None hands the call to the definition.
-    # Adding a technology is one folder and one row here (a more specific row goes first).
-    (_torch_tensor, "xsoftmax._kernels.torch.autograd"),
-    (_jax_array, "xsoftmax._kernels.jax.rules"),
+def _gpu_tensor(x: Array) -> bool:
+    """A torch tensor in GPU memory, with triton installed (the ``gpu`` extra).
+
+    Also a CPU tensor where ``TRITON_INTERPRET=1`` and ``XSOFTMAX_TRITON_CPU=1`` are both
+    set: the tests run the Triton kernels through the interpreter that way.
+    """
+    if not _torch_tensor(x):
+        return False
+    kind = x.device.type
+    if kind != "cuda":
+        env = os.environ
+        if not (
+            kind == "cpu" and env.get("TRITON_INTERPRET") == env.get("XSOFTMAX_TRITON_CPU") == "1"
+        ):
+            return False
+    return _has_triton()
+
+
+def _has_triton() -> bool:
+    found = _TRITON.get("found")
+    if found is None:
+        found = _TRITON["found"] = importlib.util.find_spec("triton") is not None
+    return found
+
+
+_TRITON: dict[str, bool] = {}
+
+
+def _cupy_array(x: Array) -> bool:
+    """A CuPy array, with triton installed (the ``gpu`` extra)."""
+    return "cupy" in sys.modules and array_api_compat.is_cupy_array(x) and _has_triton()
+
+
+def _triton_cupy_kernels() -> Any:
+    from xsoftmax._kernels.triton.lane import CupyLane
+
+    return CupyLane
+
+
+def _triton_kernels() -> Any:
+    from xsoftmax._kernels.triton import lane
+
+    return lane
+
+
+def _torch_kernels() -> Any:
+    from xsoftmax._kernels.torch import autograd
+
+    return autograd
+
+
+def _jax_kernels() -> Any:
+    from xsoftmax._kernels.jax import rules
+
+    return rules
+
+
+LANES: tuple[tuple[Callable[[Array], bool], Callable[[], Any]], ...] = (
+    # (which arrays, the loader of the kernel module that serves them): the first row that
+    # matches runs. A kernel module has softmax_family, logsumexp and target_nll with the
+    # signatures of this module's functions (less xp); returning None hands the call to the
+    # definition. Adding a technology is one folder and one row here (a more specific row
+    # goes first). The loaders are plain import statements, which torch.compile traces.
+    (_gpu_tensor, _triton_kernels),
+    (_cupy_array, _triton_cupy_kernels),
+    (_torch_tensor, _torch_kernels),
+    (_jax_array, _jax_kernels),
 )
 """The dispatch table of the array libraries with kernels of their own (NumPy's lane is above)."""
 
 
 def _lane(x: Array) -> Any:
     """The kernel module of the first row of :data:`LANES` that serves ``x``, or None."""
-    for serves, module in LANES:
+    for serves, load in LANES:
         if serves(x):
-            return importlib.import_module(module)
+            return load()
     return None
 
 
@@ -317,6 +378,8 @@ def linear_loss(p: Any) -> Array:
 
         if torch_linear.needs_autograd(p):
             return torch_linear.loss(p)
+        with torch_linear.no_autocast(p.x.device.type):  # computed in the compute dtype
+            return linear_sweeps.eager_loss(p)
     return linear_sweeps.eager_loss(p)
 
 
@@ -344,6 +407,8 @@ def linear_loss_and_grads(p: Any, input_shape: tuple[int, ...]) -> tuple[Array, 
     if array_api_compat.is_torch_namespace(p.xp):
         import torch
 
-        with torch.no_grad():
+        from xsoftmax._kernels.torch import linear as torch_linear
+
+        with torch.no_grad(), torch_linear.no_autocast(p.x.device.type):
             return linear_sweeps.eager_loss_and_grads(p, input_shape)
     return linear_sweeps.eager_loss_and_grads(p, input_shape)
