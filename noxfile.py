@@ -44,6 +44,9 @@ PYTHON = None
 CPU_BACKENDS = ("numpy", "array-api-strict", "torch", "jax", "dask")
 GPU_BACKENDS = ("cupy", "torch-cuda")
 
+# pytest-xdist: one worker per core (2 on CI's machine); `nox -s numpy -- -n 0` runs serially
+PARALLEL = ("-n", "auto")
+
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips
@@ -93,6 +96,7 @@ def _run_tests(session: nox.Session, backend: str, *, fast: bool = False) -> Non
     # pytest's exit code 5 (no test collected) is not in nox's success codes: it fails
     session.run(
         "pytest",
+        *PARALLEL,
         *session.posargs,
         env={"XSOFTMAX_BACKENDS": backend},
     )
@@ -147,6 +151,7 @@ def dropin(session: nox.Session) -> None:
     _install_package_for_tests(session)
     session.run(
         "pytest",
+        *PARALLEL,
         "tests/test_dropin_torch.py",
         "tests/test_dropin_optax.py",
         *session.posargs,
@@ -185,6 +190,7 @@ def triton_interpret(session: nox.Session) -> None:
     _install_package_for_tests(session)
     session.run(
         "pytest",
+        *PARALLEL,
         "tests/test_triton.py",
         "tests/test_triton_ptx.py",
         "tests/test_triton_dispatch.py",
