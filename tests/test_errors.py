@@ -46,6 +46,7 @@ LOGITS_NAME = {
     "logsumexp": "x",
 }
 ALL_FUNCS = tuple(LOGITS_NAME)
+LINEAR_FUNCS = ("linear_cross_entropy", "linear_cross_entropy_with_grad")
 
 
 def expect_error(
@@ -85,6 +86,9 @@ def _target(backend: Any, values: Any = (0, 2, 1, 2), dtype: str = "int64") -> A
 def _call(func: str, x: Any, backend: Any, **kw: Any) -> Any:
     """Call ``func`` with a valid second argument where it needs one."""
     fn = getattr(xsoftmax, func)
+    if func in LINEAR_FUNCS:  # x is the input (N, d); the weight maps d = C features to C classes
+        w = to_backend(backend, np.eye(C))
+        return fn(x, w, _target(backend), **kw)
     if func in LOSSES:
         t = kw.pop("target", None)
         return fn(x, _target(backend) if t is None else t, axis=kw.pop("axis", 1), **kw)
@@ -841,13 +845,15 @@ def test_torch_requires_grad_inputs_not_mutated() -> None:
 # --------------------------------------------------------------------------------------
 # torch and SciPy habits
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("func", ALL_FUNCS)
+@pytest.mark.parametrize("func", ALL_FUNCS + LINEAR_FUNCS)
 def test_torch_dim_keyword(backend: Any, func: str) -> None:
     """torch's ``dim=``: a TypeError naming ``dim`` that says to use ``axis=`` (BCE has
     neither: it says so), not Python's generic unexpected-keyword error."""
     msg = expect_error(TypeError, _call, func, _logits(backend), backend, dim=1, names=("dim",))
     if func == "binary_cross_entropy_with_logits":
         assert "elementwise" in msg, msg
+    elif func in LINEAR_FUNCS:
+        assert "rows of `linear_weight`" in msg, msg
     else:
         assert "axis=1" in msg, msg
 

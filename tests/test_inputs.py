@@ -58,6 +58,9 @@ def _inputs(backend: Any, dtype: str, n: int = N, c: int = C) -> dict[str, Any]:
         "yT": (rng.uniform(size=(n, c)), dtype),
         "pw": (rng.uniform(0.5, 3.0, size=c), dtype),
         "lp": (-np.abs(x), dtype),
+        "h": (rng.normal(size=(n, 5)) * 2, dtype),  # linear_cross_entropy's input (n, d)
+        "lw": (rng.normal(size=(c, 5)), dtype),  # its linear_weight (C, d)
+        "lb": (np.where(rng.uniform(size=c) < 0.2, -np.inf, rng.normal(size=c)), dtype),
     }
     out = {k: backend.writable(np.asarray(v), dtype=d) for k, (v, d) in raw.items()}
     for k in ("xT", "yT"):
@@ -126,6 +129,32 @@ CALLS: dict[str, list[tuple[str, CallT]]] = {
             "prob weight",
             lambda a, b: X.cross_entropy_with_grad(
                 a["x"], a["pt"], weight=a["w"], reduction="sum"
+            ),
+        ),
+    ],
+    "linear_cross_entropy": [
+        (
+            "index weight bias",
+            lambda a, b: X.linear_cross_entropy(
+                a["h"], a["lw"], a["t"], linear_bias=a["lb"], weight=a["w"], chunk_size=2
+            ),
+        ),
+        (
+            "prob smoothing z_loss softcap none",
+            lambda a, b: X.linear_cross_entropy(
+                a["h"],
+                a["lw"],
+                a["pt"],
+                label_smoothing=0.1,
+                z_loss=0.01,
+                softcap=5.0,
+                reduction="none",
+            ),
+        ),
+        (
+            "with_grad",
+            lambda a, b: X.linear_cross_entropy_with_grad(
+                a["h"], a["lw"], a["t32"], linear_bias=a["lb"], label_smoothing=0.2
             ),
         ),
     ],

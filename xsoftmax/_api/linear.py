@@ -16,6 +16,7 @@ from typing import Any
 
 from xsoftmax._contract.array_types import Array as AnyArray
 from xsoftmax._contract.array_types import ArrayT
+from xsoftmax._contract.checks import torch_keywords
 from xsoftmax._contract.linear_problem import setup
 from xsoftmax._definition.reductions import zero_d
 from xsoftmax._kernels import dispatch
@@ -23,6 +24,7 @@ from xsoftmax._kernels import dispatch
 Array = Any  # inside the module; the public signatures use ._typing's types
 
 
+@torch_keywords
 def linear_cross_entropy(
     input: ArrayT,
     linear_weight: AnyArray,
@@ -147,6 +149,7 @@ def linear_cross_entropy(
     return zero_d(dispatch.linear_loss(p))
 
 
+@torch_keywords
 def linear_cross_entropy_with_grad(
     input: ArrayT,
     linear_weight: AnyArray,

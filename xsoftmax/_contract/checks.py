@@ -79,6 +79,11 @@ def _refuse_keywords(func: str, params: Any, extra: dict[str, Any]) -> None:
             hint = f"use `{ours}={extra[torch_name]!r}`"
             if torch_name == "dim" and func not in ("softmax", "log_softmax", "logsumexp"):
                 hint += " (torch's (N, C, ...) layout has the classes at axis=1)"
+        elif func.startswith("linear_cross_entropy"):
+            hint = (
+                f"{func} takes no `{ours}` either: the classes are the rows of "
+                "`linear_weight`, the features the last axis of `input`"
+            )
         else:
             hint = f"{func} is elementwise and takes no `{ours}` either"
         msg = (

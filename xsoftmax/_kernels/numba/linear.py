@@ -69,6 +69,10 @@ def _plain(a: Any) -> bool:
         return True
     mod = type(a).__module__
     if mod.startswith("torch"):
+        import torch
+
+        if torch._C._functorch.is_functorch_wrapped_tensor(a):  # no storage (torch.func)
+            return False
         return a.device.type == "cpu" and not a.is_sparse and not getattr(a, "is_meta", False)
     return False
 

@@ -12,6 +12,7 @@ Only the first derivative is registered (a second backward raises torch's error)
 # no `from __future__ import annotations`: torch.library infers the schema from the hints
 
 import torch
+from torch import Tensor
 from torch.library import register_autograd, triton_op, wrap_triton
 
 from xsoftmax._kernels.triton.launch import (
@@ -22,7 +23,6 @@ from xsoftmax._kernels.triton.launch import (
     launch_rows_forward,
 )
 
-Tensor = torch.Tensor
 F64 = torch.float64
 
 
