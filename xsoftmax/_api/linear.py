@@ -83,7 +83,8 @@ def linear_cross_entropy(
         :math:`s > 0`: the logits become ``s * tanh(logits / s)`` (Gemma 2) before
         everything else, the z-loss included.
     chunk_size : int, optional
-        Classes per chunk; by default about ``2**19 / N`` (at least 128).
+        Classes per chunk; by default about ``3 * 2**21 / N`` (blocks of about 6.3
+        million logits), at least 128. A smaller value lowers the peak memory.
     dtype : dtype, optional
         Output dtype; default that of ``input``. Half precision computes in float32.
 
