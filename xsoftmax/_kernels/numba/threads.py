@@ -69,19 +69,22 @@ class GuardedKernels:
 
     def __init__(self, module: ModuleType, parallel: tuple[str, ...]) -> None:
         self._module = module
-        self._parallel = frozenset(parallel)
-        self._wrapped: dict[str, Callable[..., Any]] = {}
+        # every function is an instance attribute: a call costs no __getattr__
+        for name in dir(module):
+            if name.startswith("_"):
+                continue
+            fn = getattr(module, name)
+            setattr(self, name, _guarded(fn) if name in parallel else fn)
 
     def __getattr__(self, name: str) -> Any:
-        fn = getattr(self._module, name)
-        if name not in self._parallel:
-            return fn
-        wrapped = self._wrapped.get(name)
-        if wrapped is None:
+        return getattr(self._module, name)
 
-            def wrapped(*args: Any) -> Any:
-                with parallel_guard():
-                    return fn(*args)
 
-            self._wrapped[name] = wrapped
-        return wrapped
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` called under :func:`parallel_guard`."""
+
+    def call(*args: Any) -> Any:
+        with parallel_guard():
+            return fn(*args)
+
+    return call
