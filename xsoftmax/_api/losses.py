@@ -322,13 +322,21 @@ def _with_softcap(p: LossProblem) -> LossProblem:
     return replace(p, x=softcapped(p.x, p.softcap, xp=p.xp))
 
 
-def _plus_z_loss(p: LossProblem, loss: Array) -> Array:
-    """``loss`` plus the reduced z-loss term of ``p`` (``loss`` itself for ``z_loss=0``)."""
+def _row_lse(p: LossProblem) -> Array:
+    """``logsumexp`` of the prepared logits along the class axis, kept, in ``p.acc``."""
+    lse = _dispatch.logsumexp(p.x, (p.axis,), p.acc, p.xp)
+    return lse if lse.dtype == p.acc else p.xp.astype(lse, p.acc)
+
+
+def _plus_z_loss(p: LossProblem, loss: Array, lse: Array | None = None) -> Array:
+    """``loss`` plus the reduced z-loss term of ``p`` (``loss`` itself for ``z_loss=0``).
+
+    ``lse`` is :func:`_row_lse` of ``p`` where the caller has it already.
+    """
     if p.z_loss == 0:
         return loss
     xp = p.xp
-    lse = _dispatch.logsumexp(p.x, (p.axis,), p.acc, xp)
-    lse = xp.squeeze(xp.astype(lse, p.acc) if lse.dtype != p.acc else lse, axis=p.axis)
+    lse = xp.squeeze(_row_lse(p) if lse is None else lse, axis=p.axis)
     total = z_loss_total(lse, p.ignored, p.reduction, p.z_loss, xp=xp)
     return zero_d(loss + (total if total.dtype == loss.dtype else xp.astype(total, loss.dtype)))
 
@@ -530,10 +538,11 @@ def cross_entropy_with_grad(
         raw = p.x
         p = _with_softcap(p)
         f = _forward(p)
-        loss = _plus_z_loss(p, _reduce(p, f.per_sample, f.denominator, f.split))
+        lse = _row_lse(p) if p.z_loss != 0 else None  # one pass serves loss and gradient
+        loss = _plus_z_loss(p, _reduce(p, f.per_sample, f.denominator, f.split), lse)
         grad = _gradient(p, f)
-        if p.z_loss != 0:
-            grad = grad + _z_loss_gradient(p, grad.dtype)
+        if lse is not None:
+            grad = grad + _z_loss_gradient(p, grad.dtype, lse)
         if p.softcap is not None:
             u = xp.tanh(raw / p.softcap)
             grad = grad * xp.astype(1 - u * u, grad.dtype)
@@ -541,16 +550,15 @@ def cross_entropy_with_grad(
     return loss, grad
 
 
-def _z_loss_gradient(p: LossProblem, dtype: Any) -> Array:
-    """The gradient of the reduced z-loss term with respect to the (capped) logits.
+def _z_loss_gradient(p: LossProblem, dtype: Any, lse: Array) -> Array:
+    """The gradient of the reduced z-loss term with respect to the (capped) logits (``lse``:
+    :func:`_row_lse`).
 
     ``2 z_loss lse(z_n) softmax(z_n)`` per sample, times the reduction's scale: 0 for an
     ignored sample, 1 over the counted samples for ``'mean'`` (each sample's own for
     ``'none'``: the gradient of the sum).
     """
     xp = p.xp
-    lse = _dispatch.logsumexp(p.x, (p.axis,), p.acc, xp)
-    lse = xp.astype(lse, p.acc) if lse.dtype != p.acc else lse
     coef = (2 * p.z_loss) * lse  # kept dims: broadcasts along the class axis
     if p.ignored is not None:
         coef = xp.where(xp.expand_dims(p.ignored, axis=p.axis), xp.zeros_like(coef), coef)
